@@ -1,0 +1,3 @@
+from anthropic_router.cli import main
+
+raise SystemExit(main())

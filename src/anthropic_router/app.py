@@ -1,0 +1,391 @@
+"""The ASGI application: routes, auth, the messages handler and its error rendering.
+
+A raw ASGI app rather than a framework: the request path is JSON in, convert, HTTP out, SSE
+back, and every layer a framework adds sits on that hot path (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from typing import Any
+
+from anthropic_router import __version__
+from anthropic_router.config import Settings
+from anthropic_router.convert.common import anthropic_usage
+from anthropic_router.convert.request import to_openai_request
+from anthropic_router.convert.response import to_anthropic_message
+from anthropic_router.convert.sse import SSEDecoder, encode_events
+from anthropic_router.convert.stream import StreamTranslator, message_events
+from anthropic_router.errors import ApiError, not_found
+from anthropic_router.http import (
+    SSE_HEADERS,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    header,
+    parse_json,
+    read_body,
+    send_bytes,
+    send_json,
+)
+from anthropic_router.models import list_models_page, model_info
+from anthropic_router.observability import Exchange, log_exchange, new_request_id
+from anthropic_router.providers import openrouter
+from anthropic_router.providers.base import ChatProvider
+from anthropic_router.providers.openai_chat import JsonAsStream
+from anthropic_router.providers.retry import with_retries
+from anthropic_router.routing import Route, Router
+from anthropic_router.wire.anthropic import parse_messages_request
+
+log = logging.getLogger("anthropic_router")
+
+DROPPED_HEADER = b"x-anthropic-router-dropped"
+
+
+class App:
+    """`create_app(settings)` builds one; uvicorn calls it per request."""
+
+    def __init__(self, settings: Settings, provider: ChatProvider | None = None) -> None:
+        self.settings = settings
+        self.provider = provider or openrouter.build(settings)
+        self.router = Router(settings, self.provider)
+        self._keys = settings.client_keys
+        self.ready = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.ready = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.ready = False
+                await self.provider.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = Exchange(new_request_id(), scope["method"], scope["path"])
+        headers = [(b"request-id", exchange.request_id.encode())]
+        try:
+            await self._dispatch(scope, receive, send, exchange, headers)
+        except ApiError as error:
+            await self._send_error(send, exchange, headers, error)
+        except ClientDisconnected:
+            exchange.status = 499
+            exchange.error_type = "client_disconnected"
+        except Exception:
+            log.exception("unhandled error", extra={"fields": {"request_id": exchange.request_id}})
+            internal = ApiError("api_error", "internal error in anthropic-router")
+            await self._send_error(send, exchange, headers, internal)
+        if exchange.path.startswith("/v1/"):
+            log_exchange(exchange)
+
+    async def _send_error(
+        self, send: Send, exchange: Exchange, headers: list[tuple[bytes, bytes]], error: ApiError
+    ) -> None:
+        exchange.status = error.status
+        exchange.error_type = error.error_type
+        exchange.error_message = error.message
+        extra = [(b"retry-after", error.retry_after.encode())] if error.retry_after else []
+        if exchange.method == "HEAD":
+            await send_bytes(send, error.status, b"", [*headers, *extra])
+            return
+        await send_json(send, error.status, error.body(exchange.request_id), [*headers, *extra])
+
+    async def _dispatch(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        method, path = scope["method"], scope["path"].rstrip("/") or "/"
+        if path in ("/", "/health", "/ready") and method in ("GET", "HEAD"):
+            await self._status(send, method, path, headers)
+            return
+        if not path.startswith("/v1/"):
+            raise not_found(f"no route for {method} {scope['path']}")
+        self._authenticate(scope)
+        if path == "/v1/messages" and method == "POST":
+            await self._messages(scope, receive, send, exchange, headers)
+        elif path == "/v1/messages/count_tokens" and method == "POST":
+            await self._count_tokens(receive, send, exchange, headers)
+        elif path == "/v1/models" and method == "GET":
+            page = await list_models_page(
+                self.router, self.provider, scope.get("query_string", b"")
+            )
+            await send_json(send, 200, page, headers)
+            exchange.status = 200
+        elif path.startswith("/v1/models/") and method == "GET":
+            info = await model_info(self.router, self.provider, path.removeprefix("/v1/models/"))
+            await send_json(send, 200, info, headers)
+            exchange.status = 200
+        else:
+            raise not_found(f"no route for {method} {scope['path']}")
+
+    async def _status(
+        self, send: Send, method: str, path: str, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        ok = path != "/ready" or self.ready
+        body = {
+            "status": "ok" if ok else "starting",
+            "service": "anthropic-router",
+            "version": __version__,
+        }
+        if method == "HEAD":
+            await send_bytes(send, 200 if ok else 503, b"", headers)
+        else:
+            await send_json(send, 200 if ok else 503, body, headers)
+
+    def _authenticate(self, scope: Scope) -> None:
+        if not self._keys:
+            return
+        presented = header(scope, b"x-api-key")
+        if presented is None:
+            authorization = header(scope, b"authorization") or ""
+            if authorization[:7].lower() == "bearer ":
+                presented = authorization[7:].strip()
+        candidate = (presented or "").encode()
+        # Compare against every key so the time taken does not reveal which one matched.
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(candidate, key)
+        if not matched:
+            raise ApiError("authentication_error", "invalid or missing API key")
+
+    async def _read_request(self, receive: Receive, exchange: Exchange, **checks: Any) -> Any:
+        body = parse_json(await read_body(receive, self.settings.max_request_body))
+        exchange.mark("read")
+        return parse_messages_request(body, **checks)
+
+    async def _count_tokens(
+        self, receive: Receive, send: Send, exchange: Exchange, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        from anthropic_router.tokens import count_tokens
+
+        request = await self._read_request(receive, exchange, require_max_tokens=False)
+        route = self.router.resolve(request["model"])
+        exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
+        tokens = count_tokens(dict(request), route.upstream_model)
+        await send_json(send, 200, {"input_tokens": tokens}, headers)
+        exchange.status = 200
+
+    async def _messages(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        request = await self._read_request(receive, exchange)
+        route = self.router.resolve(request["model"])
+        exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
+        exchange.route_reason, exchange.backend = route.reason, route.provider.name
+        exchange.stream = bool(request.get("stream"))
+        conversion = to_openai_request(dict(request), route.options)
+        exchange.mark("convert")
+        exchange.dropped = conversion.report.dropped_names
+        if conversion.report.notes:
+            log.warning(
+                "conversion degraded",
+                extra={
+                    "fields": {"request_id": exchange.request_id, "notes": conversion.report.notes}
+                },
+            )
+        if exchange.dropped:
+            headers.append((DROPPED_HEADER, ",".join(exchange.dropped).encode()))
+        headers.append((b"x-anthropic-router-upstream-model", route.upstream_model.encode()))
+        call = _Call(self.settings, route, exchange, conversion.tool_names, request)
+        work = (
+            call.stream(conversion.body, send, headers)
+            if exchange.stream
+            else call.complete(conversion.body, send, headers)
+        )
+        await _until_disconnect(work, receive)
+
+
+class _Call:
+    """One upstream exchange for /v1/messages: retries, conversion back, sending."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        route: Route,
+        exchange: Exchange,
+        tool_names: dict[str, str],
+        request: Any,
+    ) -> None:
+        self.settings = settings
+        self.route = route
+        self.exchange = exchange
+        self.tool_names = tool_names
+        self.stop_sequences = list(request.get("stop_sequences") or [])
+        self.deadline = time.monotonic() + settings.request_timeout
+
+    def _on_retry(self, error: ApiError) -> None:
+        self.exchange.retries += 1
+
+    async def _retrying(self, attempt: Any) -> Any:
+        return await with_retries(
+            attempt,
+            max_retries=self.settings.upstream_max_retries,
+            deadline=self.deadline,
+            on_retry=self._on_retry,
+        )
+
+    async def complete(self, body: dict[str, Any], send: Send, headers: list[Any]) -> None:
+        provider, rid = self.route.provider, self.exchange.request_id
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                completion = await self._retrying(lambda: provider.complete(body, rid))
+        except TimeoutError:
+            raise ApiError(
+                "timeout_error", "upstream did not answer within REQUEST_TIMEOUT"
+            ) from None
+        self.exchange.mark("upstream")
+        message = to_anthropic_message(
+            completion,
+            model=self.route.client_model,
+            tool_names=self.tool_names,
+            stop_sequences=self.stop_sequences,
+        )
+        self.exchange.stop_reason = message["stop_reason"]
+        self.exchange.usage = message["usage"]
+        await send_json(send, 200, message, headers)
+        self.exchange.status = 200
+
+    async def stream(self, body: dict[str, Any], send: Send, headers: list[Any]) -> None:
+        provider, rid = self.route.provider, self.exchange.request_id
+        translator = StreamTranslator(
+            model=self.route.client_model,
+            tool_names=self.tool_names,
+            stop_sequences=self.stop_sequences,
+        )
+        try:
+            upstream = await self._retrying(lambda: provider.open_stream(body, rid))
+        except JsonAsStream as answer:
+            message = to_anthropic_message(
+                answer.completion, model=self.route.client_model, tool_names=self.tool_names
+            )
+            await self._start(send, headers)
+            await send(
+                {"type": "http.response.body", "body": encode_events(message_events(message))}
+            )
+            self._finish_record(message["stop_reason"], message["usage"])
+            return
+        self.exchange.mark("upstream_headers")
+        await self._start(send, headers)
+        try:
+            await self._pump(upstream, translator, send)
+        finally:
+            await upstream.aclose()
+
+    async def _start(self, send: Send, headers: list[Any]) -> None:
+        self.exchange.status = 200
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]}
+        )
+
+    async def _pump(self, upstream: Any, translator: StreamTranslator, send: Send) -> None:
+        decoder = SSEDecoder()
+        await send(
+            {
+                "type": "http.response.body",
+                "body": encode_events(translator.start()),
+                "more_body": True,
+            }
+        )
+        first = True
+        try:
+            async for chunk in upstream.chunks():
+                events: list[dict[str, Any]] = []
+                for payload in decoder.feed(chunk):
+                    events.extend(translator.feed_data(payload))
+                if events:
+                    if first:
+                        self.exchange.mark("first_token")
+                        first = False
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": encode_events(events),
+                            "more_body": True,
+                        }
+                    )
+                if translator.done:
+                    break
+            events = []
+            for payload in decoder.flush():
+                events.extend(translator.feed_data(payload))
+            events.extend(translator.end_of_input())
+        except ApiError as error:
+            events = translator.fail(error)
+        except ValueError as error:
+            events = translator.fail(
+                ApiError("api_error", f"upstream stream is malformed: {error}")
+            )
+        await send({"type": "http.response.body", "body": encode_events(events)})
+        if translator.failed is not None:
+            self.exchange.error_type = translator.failed.error_type
+            self.exchange.error_message = translator.failed.message
+        self.exchange.dropped.extend(translator.dropped)
+        self._finish_record(translator.stop_reason, None)
+        if translator.usage is not None:
+            self.exchange.usage = anthropic_usage(translator.usage)
+
+    def _finish_record(self, stop_reason: str | None, usage: dict[str, int] | None) -> None:
+        self.exchange.stop_reason = stop_reason
+        if usage is not None:
+            self.exchange.usage = usage
+
+
+async def _until_disconnect(work: Any, receive: Receive) -> None:
+    """Run `work`, cancelling it when the client goes away so the upstream request is
+    closed at once instead of generating (and billing) an answer nobody reads."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise ClientDisconnected
+        task.result()
+    finally:
+        watcher.cancel()
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def create_app(settings: Settings) -> App:
+    return App(settings)
+
+
+def create_app_from_env() -> App:
+    """Factory for `uvicorn --factory` and multi-worker runs: each worker reads the settings."""
+    from anthropic_router.observability import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.json_logs)
+    return App(settings)
+
+
+__all__ = ["App", "create_app", "create_app_from_env"]

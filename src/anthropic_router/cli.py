@@ -1,0 +1,97 @@
+"""`anthropic-router serve` and `anthropic-router check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from pydantic import ValidationError
+
+from anthropic_router import __version__
+from anthropic_router.config import Settings
+from anthropic_router.providers import openrouter
+from anthropic_router.routing import ModelMapError, Router
+
+
+def _settings() -> Settings | None:
+    try:
+        settings = Settings()
+        if settings.model_map_file is not None:
+            from anthropic_router.routing import load_model_map
+
+            load_model_map(settings.model_map_file)
+        return settings
+    except ValidationError as exc:
+        print("anthropic-router: invalid configuration:", file=sys.stderr)
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"  {name}: {message}", file=sys.stderr)
+    except ModelMapError as exc:
+        print(f"anthropic-router: invalid configuration: {exc}", file=sys.stderr)
+    return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Flags win over the environment; workers re-read settings from it.
+    if args.host:
+        os.environ["HOST"] = args.host
+    if args.port:
+        os.environ["PORT"] = str(args.port)
+    if args.workers:
+        os.environ["WORKERS"] = str(args.workers)
+    settings = _settings()
+    if settings is None:
+        return 2
+    import uvicorn
+
+    from anthropic_router.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.json_logs)
+    uvicorn.run(
+        "anthropic_router.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="auto",
+        http="auto",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _check_config(_: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings is None:
+        return 2
+    view = settings.public_view()
+    router = Router(settings, provider=openrouter.build(settings))
+    view["model_mapping"] = {
+        name: router.resolve(name).upstream_model
+        for name in ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-8")
+    }
+    print(json.dumps(view, indent=2, sort_keys=True))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="anthropic-router", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="bind address (env HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env PORT, default 4000)")
+    serve.add_argument("--workers", type=int, help="worker processes (env WORKERS, default 1)")
+    serve.set_defaults(func=_serve)
+    check = commands.add_parser("check-config", help="validate settings and print them")
+    check.set_defaults(func=_check_config)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result

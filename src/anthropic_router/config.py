@@ -1,0 +1,142 @@
+"""One typed settings object, read from the environment and `.env` once, at start-up.
+
+Env names are the seed's (PROXY_BACKEND, OPENROUTER_MIN_P, IMAGE_MAX_SIZE, ...): they are the
+users' interface. Nothing else in the package reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ProxyBackend(StrEnum):
+    OPENROUTER = "OPENROUTER"
+    AZURE_DATABRICKS = "AZURE_DATABRICKS"
+    LITELLM_OPENROUTER = "LITELLM_OPENROUTER"
+
+
+SUPPORTED_BACKENDS = {ProxyBackend.OPENROUTER}
+
+DEFAULT_BIG_MODEL = "anthropic/claude-sonnet-4.5"
+DEFAULT_SMALL_MODEL = "anthropic/claude-haiku-4.5"
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the server. Secrets are `SecretStr` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+
+    proxy_backend: ProxyBackend = ProxyBackend.OPENROUTER
+    openrouter_api_key: SecretStr | None = None
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    openrouter_http_referer: str | None = None
+    openrouter_app_title: str | None = "anthropic-router"
+
+    big_model: str = DEFAULT_BIG_MODEL
+    middle_model: str | None = None
+    small_model: str = DEFAULT_SMALL_MODEL
+    model_map_file: Path | None = None
+
+    # Seed phase 2: OpenRouter extensions, added to every upstream request when set.
+    openrouter_extensions_enable: bool = True
+    openrouter_min_p: float | None = Field(None, ge=0, le=1)
+    openrouter_top_a: float | None = Field(None, ge=0, le=1)
+    openrouter_repetition_penalty: float | None = Field(None, gt=0, le=2)
+    openrouter_provider: dict[str, Any] | None = None
+    openrouter_models: Annotated[list[str], NoDecode] = []
+    openrouter_transforms: Annotated[list[str], NoDecode] = []
+
+    # Seed phase 3: OpenAI advanced parameters, added when set.
+    openai_advanced_enable: bool = True
+    openai_frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    openai_presence_penalty: float | None = Field(None, ge=-2, le=2)
+    openai_seed: int | None = None
+    openai_logit_bias: dict[str, float] | None = None
+
+    # Seed phase 1: multi-modal content.
+    multi_modal_enable: bool = True
+    image_max_size: int = Field(10 * 1024 * 1024, gt=0)
+    supported_image_formats: Annotated[list[str], NoDecode] = ["jpeg", "png", "gif", "webp"]
+
+    request_timeout: float = Field(600.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0)
+    upstream_max_retries: int = Field(2, ge=0, le=10)
+    max_request_body: int = Field(32 * 1024 * 1024, gt=0)
+
+    proxy_api_key: SecretStr | None = None
+    # Opt-in: forward the client's own key upstream when no OPENROUTER_API_KEY is configured.
+    forward_client_key: bool = False
+
+    log_level: str = "INFO"
+    json_logs: bool = True
+
+    @field_validator(
+        "openrouter_models", "openrouter_transforms", "supported_image_formats", mode="before"
+    )
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("supported_image_formats")
+    @classmethod
+    def _formats(cls, value: list[str]) -> list[str]:
+        return [fmt.lower().removeprefix("image/").replace("jpg", "jpeg") for fmt in value]
+
+    @field_validator("proxy_backend", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("openrouter_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> Settings:
+        if self.proxy_backend not in SUPPORTED_BACKENDS:
+            raise ValueError(
+                f"PROXY_BACKEND={self.proxy_backend.value} is not available in this version; "
+                "use PROXY_BACKEND=OPENROUTER"
+            )
+        return self
+
+    @property
+    def client_keys(self) -> list[bytes]:
+        if self.proxy_api_key is None:
+            return []
+        raw = self.proxy_api_key.get_secret_value()
+        return [key.strip().encode() for key in raw.split(",") if key.strip()]
+
+    @property
+    def effective_middle_model(self) -> str:
+        return self.middle_model or self.big_model
+
+    def public_view(self) -> dict[str, Any]:
+        """The effective configuration with every secret replaced by whether it is set."""
+        data = self.model_dump(mode="json")
+        for name in ("openrouter_api_key", "proxy_api_key"):
+            data[name] = "<set>" if getattr(self, name) is not None else None
+        data["middle_model"] = self.effective_middle_model
+        return data

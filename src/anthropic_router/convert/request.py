@@ -1,0 +1,194 @@
+"""Anthropic Messages request -> OpenAI chat completions request (OpenRouter dialect)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from anthropic_router.convert.ids import to_upstream_tool_name
+from anthropic_router.convert.messages import convert_messages
+from anthropic_router.convert.options import OPENAI_FIELDS, OPENROUTER_FIELDS, RequestOptions
+from anthropic_router.convert.report import Report
+
+JSON = dict[str, Any]
+
+# Anthropic fields this conversion reads; any other top-level field is forwarded or reported.
+_HANDLED = frozenset(
+    {
+        "model", "max_tokens", "messages", "system", "stream", "temperature", "top_p", "top_k",
+        "stop_sequences", "tools", "tool_choice", "thinking", "metadata", "output_config",
+        "output_format", "cache_control",
+    }
+)  # fmt: skip
+
+# Anthropic-only fields with no OpenAI meaning: accepted and reported as dropped.
+_ANTHROPIC_ONLY = frozenset(
+    {
+        "service_tier", "context_management", "container", "mcp_servers", "inference_geo",
+        "speed", "fallbacks", "betas",
+    }
+)  # fmt: skip
+
+_MAX_USER_LENGTH = 256
+
+_EFFORT_BY_BUDGET = ((16384, "high"), (4096, "medium"), (0, "low"))
+
+
+@dataclass(slots=True)
+class Conversion:
+    """The upstream body plus what the response side needs to undo the mapping."""
+
+    body: JSON
+    report: Report = field(default_factory=Report)
+    tool_names: dict[str, str] = field(default_factory=dict)  # upstream name -> client name
+
+
+def to_openai_request(request: JSON, options: RequestOptions) -> Conversion:
+    report = Report()
+    body: JSON = {
+        "model": options.upstream_model,
+        "messages": convert_messages(request.get("system"), request["messages"], options, report),
+    }
+    if request.get("max_tokens"):
+        body["max_tokens"] = request["max_tokens"]
+    if request.get("stream"):
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    _sampling(request, body, options, report)
+    tool_names = _tools(request, body, report)
+    _reasoning(request, body)
+    _output_format(request, body)
+    _top_level_cache_control(request, body, options, report)
+    _extensions(request, body, options, report)
+    return Conversion(body=body, report=report, tool_names=tool_names)
+
+
+def _sampling(request: JSON, body: JSON, options: RequestOptions, report: Report) -> None:
+    for name in ("temperature", "top_p", "top_k"):
+        if request.get(name) is not None:
+            body[name] = request[name]
+    stops = [s for s in request.get("stop_sequences") or [] if s]
+    if stops:
+        if len(stops) > options.max_stop_sequences:
+            report.drop("stop_sequences:beyond-4")
+        body["stop"] = stops[: options.max_stop_sequences]
+    user = (request.get("metadata") or {}).get("user_id")
+    if isinstance(user, str) and user:
+        # Claude Code sends a ~140-character JSON string; some upstreams cap `user`.
+        body["user"] = user if len(user) <= _MAX_USER_LENGTH else _digest(user)
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _tools(request: JSON, body: JSON, report: Report) -> dict[str, str]:
+    names: dict[str, str] = {}
+    tools: list[JSON] = []
+    for tool in request.get("tools") or []:
+        kind = tool.get("type")
+        if kind not in (None, "custom") and "input_schema" not in tool:
+            report.drop(f"tool:{kind}")  # server and versioned tools have no OpenAI form
+            continue
+        name = str(tool["name"])
+        upstream_name = to_upstream_tool_name(name)
+        names[upstream_name] = name
+        function: JSON = {
+            "name": upstream_name,
+            "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
+        }
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        if tool.get("strict") is not None:
+            function["strict"] = bool(tool["strict"])
+        tools.append({"type": "function", "function": function})
+    if tools:
+        body["tools"] = tools
+        _tool_choice(request.get("tool_choice"), body)
+    return names
+
+
+def _tool_choice(choice: JSON | None, body: JSON) -> None:
+    if not choice:
+        return
+    kind = choice.get("type")
+    if kind == "auto":
+        body["tool_choice"] = "auto"
+    elif kind == "any":
+        body["tool_choice"] = "required"
+    elif kind == "none":
+        body["tool_choice"] = "none"
+    elif kind == "tool" and choice.get("name"):
+        function = {"name": to_upstream_tool_name(str(choice["name"]))}
+        body["tool_choice"] = {"type": "function", "function": function}
+    if choice.get("disable_parallel_tool_use") and kind != "none":
+        body["parallel_tool_calls"] = False
+
+
+def _reasoning(request: JSON, body: JSON) -> None:
+    """Anthropic `thinking` (+ `output_config.effort`) -> OpenRouter `reasoning`."""
+    thinking = request.get("thinking") or {}
+    kind = thinking.get("type")
+    if kind not in ("enabled", "adaptive"):
+        return
+    reasoning: JSON = {}
+    effort = (request.get("output_config") or {}).get("effort")
+    budget = thinking.get("budget_tokens")
+    max_tokens = request.get("max_tokens") or 0
+    if kind == "enabled" and isinstance(budget, int):
+        # OpenRouter requires max_tokens strictly above the reasoning budget.
+        if max_tokens and budget >= max_tokens:
+            budget = max_tokens - 1
+        if budget >= 1024:
+            reasoning["max_tokens"] = budget
+        else:
+            reasoning["effort"] = _effort_for(budget)
+    elif isinstance(effort, str):
+        reasoning["effort"] = effort
+    else:
+        reasoning["enabled"] = True
+    if thinking.get("display") == "omitted":
+        reasoning["exclude"] = True
+    body["reasoning"] = reasoning
+
+
+def _effort_for(budget: int) -> str:
+    return next(effort for floor, effort in _EFFORT_BY_BUDGET if budget >= floor)
+
+
+def _output_format(request: JSON, body: JSON) -> None:
+    fmt = (request.get("output_config") or {}).get("format") or request.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt.get("schema") or {}
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema, "strict": True},
+        }
+
+
+def _top_level_cache_control(
+    request: JSON, body: JSON, options: RequestOptions, report: Report
+) -> None:
+    control = request.get("cache_control")
+    if not isinstance(control, dict):
+        return
+    if options.cache_control:
+        body["cache_control"] = {k: v for k, v in control.items() if k in ("type", "ttl")}
+    else:
+        report.drop("cache_control")
+
+
+def _extensions(request: JSON, body: JSON, options: RequestOptions, report: Report) -> None:
+    """Per-request OpenRouter/OpenAI fields are forwarded; seed defaults fill the gaps."""
+    for name, value in request.items():
+        if name in _HANDLED:
+            continue
+        if (name in OPENROUTER_FIELDS and options.openrouter_fields) or (
+            name in OPENAI_FIELDS and options.openai_fields
+        ):
+            body[name] = value
+        else:
+            report.drop(name if name in _ANTHROPIC_ONLY else f"field:{name}")
+    for name, value in options.defaults.items():
+        body.setdefault(name, value)

@@ -1,0 +1,349 @@
+"""OpenAI chat-completion chunks -> Anthropic stream events, incrementally.
+
+`StreamTranslator.feed(chunk)` returns the events a chunk produces, `finish()` the closing
+ones; like httpx's decoders it holds just enough state to keep the Anthropic grammar:
+`message_start` first (with a usage object), block indices dense from 0, one open block at a
+time, `message_delta` held until usage has arrived, and nothing after `message_stop` or an
+`error` event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from anthropic_router.convert.common import (
+    anthropic_usage,
+    matched_stop_sequence,
+    reasoning_parts,
+    stop_reason_for,
+    upstream_error,
+)
+from anthropic_router.convert.ids import new_message_id, to_anthropic_tool_id
+from anthropic_router.errors import ApiError
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class _ToolSlot:
+    index: int  # the Anthropic block index
+    upstream_id: str | None
+    saw_arguments: bool = False
+    held_empty_object: bool = False
+
+
+@dataclass(slots=True)
+class _Open:
+    kind: str  # "text" | "thinking" | "tool_use"
+    index: int
+    key: Any = None  # reasoning_details index or upstream tool-call index
+
+
+@dataclass(slots=True)
+class StreamTranslator:
+    model: str
+    message_id: str = field(default_factory=new_message_id)
+    tool_names: dict[str, str] = field(default_factory=dict)
+    stop_sequences: list[str] = field(default_factory=list)
+    done: bool = False
+    failed: ApiError | None = None
+    dropped: list[str] = field(default_factory=list)
+    usage: JSON | None = None
+    stop_reason: str | None = None
+    _started: bool = False
+    _open: _Open | None = None
+    _next_index: int = 0
+    _tools: dict[Any, _ToolSlot] = field(default_factory=dict)
+    _tool_ids: set[str] = field(default_factory=set)
+    _finish_reason: str | None = None
+    _finished_choice: bool = False
+    _stop_sequence: str | None = None
+
+    def start(self) -> list[JSON]:
+        """`message_start` (usage zeros: real counts arrive with the last chunk) and a ping."""
+        if self._started:
+            return []
+        self._started = True
+        message: JSON = {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+        return [{"type": "message_start", "message": message}, {"type": "ping"}]
+
+    def feed_data(self, payload: bytes) -> list[JSON]:
+        """One SSE `data:` payload: a JSON chunk or `[DONE]`."""
+        if payload.strip() == b"[DONE]":
+            return self.finish()
+        if not payload.strip():
+            return []
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return self.fail(ApiError("api_error", "upstream sent a malformed stream chunk"))
+        if not isinstance(chunk, dict):
+            return self.fail(ApiError("api_error", "upstream sent a malformed stream chunk"))
+        return self.feed(chunk)
+
+    def feed(self, chunk: JSON) -> list[JSON]:
+        if self.done:
+            return []
+        events = self.start()
+        if chunk.get("error"):
+            return events + self.fail(upstream_error(chunk["error"]))
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage  # cumulative where sent on every chunk: keep the last
+        choices = chunk.get("choices")
+        if not choices or not isinstance(choices[0], dict):
+            return events
+        choice = choices[0]
+        finish_reason = choice.get("finish_reason")
+        if finish_reason == "error":
+            return events + self.fail(upstream_error(choice.get("error") or "generation failed"))
+        if not self._finished_choice:
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                self._delta(delta, events)
+            if finish_reason:
+                self._finished_choice = True
+                self._finish_reason = finish_reason
+                self._stop_sequence = matched_stop_sequence(choice, self.stop_sequences)
+                self._close(events)
+        return events
+
+    def finish(self) -> list[JSON]:
+        """End of the upstream stream: close the open block, then message_delta and stop."""
+        if self.done:
+            return []
+        events = self.start()
+        self._close(events)
+        made_calls = bool(self._tools)
+        if self._stop_sequence:
+            self.stop_reason = "stop_sequence"
+        else:
+            self.stop_reason = stop_reason_for(self._finish_reason, made_tool_calls=made_calls)
+        events.append(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": self.stop_reason, "stop_sequence": self._stop_sequence},
+                "usage": anthropic_usage(self.usage),
+            }
+        )
+        events.append({"type": "message_stop"})
+        self.done = True
+        return events
+
+    def end_of_input(self) -> list[JSON]:
+        """The upstream closed the connection. Without a finish reason the answer is cut
+        short, and passing it off as complete would lose data silently: report an error."""
+        if self.done:
+            return []
+        if self._finished_choice:
+            return self.finish()
+        return self.fail(
+            ApiError("api_error", "upstream stream ended before the answer was complete")
+        )
+
+    def fail(self, error: ApiError) -> list[JSON]:
+        """Close the open block and emit an `error` event; no `message_stop` follows."""
+        if self.done:
+            return []
+        events = self.start()
+        self._close(events)
+        events.append(
+            {"type": "error", "error": {"type": error.error_type, "message": error.message}}
+        )
+        self.failed = error
+        self.done = True
+        return events
+
+    # -- deltas ---------------------------------------------------------------------------
+
+    def _delta(self, delta: JSON, events: list[JSON]) -> None:
+        if "reasoning" in delta or "reasoning_details" in delta or "reasoning_content" in delta:
+            for part in reasoning_parts(delta):
+                self._reasoning(part, events)
+        content = delta.get("content")
+        if isinstance(content, str):
+            if content:
+                self._text(content, events)
+        elif isinstance(content, list):
+            self._content_list(content, events)
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            for position, call in enumerate(tool_calls):
+                if isinstance(call, dict):
+                    self._tool_call(position, call, events)
+
+    def _text(self, text: str, events: list[JSON]) -> None:
+        opened = self._open
+        if opened is None or opened.kind != "text":
+            self._begin("text", {"type": "text", "text": ""}, None, events)
+            opened = self._open
+        assert opened is not None
+        delta = {"type": "text_delta", "text": text}
+        events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
+
+    def _reasoning(self, part: JSON, events: list[JSON]) -> None:
+        if part["type"] == "redacted_thinking":
+            self._close(events)
+            self._begin("redacted_thinking", part, None, events)
+            self._close(events)
+            return
+        key = part.get("index", 0)
+        opened = self._open
+        if opened is None or opened.kind != "thinking" or opened.key != key:
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            self._begin("thinking", block, key, events)
+            opened = self._open
+        assert opened is not None
+        if part["thinking"]:
+            delta = {"type": "thinking_delta", "thinking": part["thinking"]}
+            events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
+        if part["signature"]:
+            delta = {"type": "signature_delta", "signature": part["signature"]}
+            events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
+
+    def _content_list(self, items: list[Any], events: list[JSON]) -> None:
+        """Databricks streams content as a list of `text` / `reasoning` items."""
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "text" and item.get("text"):
+                self._text(str(item["text"]), events)
+            elif item.get("type") == "reasoning":
+                for summary in item.get("summary") or []:
+                    part = {
+                        "type": "thinking",
+                        "thinking": summary.get("text") or "",
+                        "signature": summary.get("signature") or "",
+                    }
+                    self._reasoning(part, events)
+
+    def _tool_call(self, position: int, call: JSON, events: list[JSON]) -> None:
+        key = call.get("index", position)
+        slot = self._tools.get(key)
+        call_id = call.get("id")
+        if slot is None or (call_id and slot.upstream_id and call_id != slot.upstream_id):
+            slot = self._open_tool(key, call, events)
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = orjson.dumps(arguments).decode()
+        if not isinstance(arguments, str) or not arguments:
+            return
+        self._tool_arguments(slot, arguments, events)
+
+    def _open_tool(self, key: Any, call: JSON, events: list[JSON]) -> _ToolSlot:
+        self._close(events)
+        tool_id = to_anthropic_tool_id(call.get("id"))
+        while tool_id in self._tool_ids:  # some providers repeat ids across parallel calls
+            tool_id += "_"
+        self._tool_ids.add(tool_id)
+        name = str((call.get("function") or {}).get("name") or "")
+        block = {
+            "type": "tool_use",
+            "id": tool_id,
+            "name": self.tool_names.get(name, name),
+            "input": {},
+        }
+        self._begin("tool_use", block, key, events)
+        slot = _ToolSlot(index=self._next_index - 1, upstream_id=call.get("id"))
+        self._tools[key] = slot
+        return slot
+
+    def _tool_arguments(self, slot: _ToolSlot, arguments: str, events: list[JSON]) -> None:
+        opened = self._open
+        if opened is None or opened.kind != "tool_use" or opened.index != slot.index:
+            # Fragments for a tool whose block is already closed (interleaved parallel calls)
+            # cannot be placed in Anthropic's one-block-at-a-time grammar.
+            self.dropped.append("tool_arguments:interleaved")
+            return
+        if not slot.saw_arguments and arguments == "{}":
+            # Databricks opens with "{}" and then sends the real arguments: hold it back.
+            slot.held_empty_object = True
+            return
+        if slot.held_empty_object and not arguments.lstrip().startswith("{"):
+            self._json_delta(slot.index, "{}", events)
+        slot.held_empty_object = False
+        slot.saw_arguments = True
+        self._json_delta(slot.index, arguments, events)
+
+    @staticmethod
+    def _json_delta(index: int, fragment: str, events: list[JSON]) -> None:
+        delta = {"type": "input_json_delta", "partial_json": fragment}
+        events.append({"type": "content_block_delta", "index": index, "delta": delta})
+
+    # -- blocks ---------------------------------------------------------------------------
+
+    def _begin(self, kind: str, block: JSON, key: Any, events: list[JSON]) -> None:
+        self._close(events)
+        index = self._next_index
+        self._next_index += 1
+        events.append({"type": "content_block_start", "index": index, "content_block": block})
+        self._open = _Open(kind=kind, index=index, key=key)
+
+    def _close(self, events: list[JSON]) -> None:
+        if self._open is not None:
+            events.append({"type": "content_block_stop", "index": self._open.index})
+            self._open = None
+
+
+def message_events(message: JSON) -> list[JSON]:
+    """A complete Anthropic Message as the event sequence a stream would have carried: for
+    upstreams that answer a stream request with one JSON document (and for cached answers)."""
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    start["usage"] = {**message["usage"], "output_tokens": 0}
+    events: list[JSON] = [{"type": "message_start", "message": start}]
+    for index, block in enumerate(message["content"]):
+        events.extend(_block_events(index, block))
+    events.append(
+        {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": message["stop_reason"],
+                "stop_sequence": message["stop_sequence"],
+            },
+            "usage": message["usage"],
+        }
+    )
+    events.append({"type": "message_stop"})
+    return events
+
+
+def _block_events(index: int, block: JSON) -> list[JSON]:
+    kind = block["type"]
+    if kind == "text":
+        start: JSON = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": block["text"]}]
+    elif kind == "thinking":
+        start = {"type": "thinking", "thinking": "", "signature": ""}
+        deltas = [{"type": "thinking_delta", "thinking": block["thinking"]}]
+        if block.get("signature"):
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind == "tool_use":
+        start = {**block, "input": {}}
+        deltas = [
+            {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
+        ]
+    else:
+        start, deltas = block, []
+    return [
+        {"type": "content_block_start", "index": index, "content_block": start},
+        *({"type": "content_block_delta", "index": index, "delta": d} for d in deltas),
+        {"type": "content_block_stop", "index": index},
+    ]

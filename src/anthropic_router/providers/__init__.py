@@ -1,0 +1,1 @@
+"""Upstream providers: one thin module each; differences are data (URL, headers, quirks)."""

@@ -1,0 +1,28 @@
+"""What every provider offers the app: complete, open a stream, list models, close."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+
+class UpstreamStream(Protocol):
+    """An upstream stream whose status was 200: raw byte chunks until the end."""
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChatProvider(Protocol):
+    name: str
+
+    async def complete(self, body: JSON, request_id: str) -> JSON: ...
+
+    async def open_stream(self, body: JSON, request_id: str) -> UpstreamStream: ...
+
+    async def list_models(self) -> list[JSON]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,178 @@
+"""An OpenAI chat-completions upstream over one pooled aiohttp session.
+
+OpenRouter, vLLM, Ollama and friends all speak this; what differs (base URL, headers) is data
+passed in by the module that builds the provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from anthropic_router.errors import ApiError
+from anthropic_router.providers.errors import error_from_response
+
+JSON = dict[str, Any]
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+class _Stream:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except TimeoutError as exc:
+            raise ApiError("timeout_error", "upstream stream stalled (read timeout)") from exc
+        except aiohttp.ClientError as exc:
+            raise ApiError("api_error", f"upstream connection lost: {type(exc).__name__}") from exc
+
+    async def aclose(self) -> None:
+        self._response.close()
+
+
+class JsonAsStream(Exception):
+    """The upstream answered a stream request with one JSON document."""
+
+    def __init__(self, completion: JSON) -> None:
+        super().__init__("upstream answered with JSON")
+        self.completion = completion
+
+
+class OpenAIChatProvider:
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        connect_timeout: float,
+        read_timeout: float,
+        chat_path: str = "/chat/completions",
+        models_path: str = "/models",
+    ) -> None:
+        self.name = name
+        self._chat_url = base_url.rstrip("/") + chat_path
+        self._models_url = base_url.rstrip("/") + models_path
+        self._headers = {"Content-Type": "application/json", **headers}
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=connect_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
+
+    async def complete(self, body: JSON, request_id: str) -> JSON:
+        async with self._post(body, request_id) as response:
+            raw = await _read(response)
+            if response.status != 200:
+                raise error_from_response(response.status, raw, response.headers)
+        return _parse_completion(raw)
+
+    async def open_stream(self, body: JSON, request_id: str) -> _Stream:
+        response = await self._post(body, request_id)
+        if response.status != 200:
+            try:
+                raw = await _read(response)
+            finally:
+                response.release()
+            raise error_from_response(response.status, raw, response.headers)
+        if "json" in response.headers.get("content-type", ""):
+            try:
+                completion = _parse_completion(await _read(response))
+            finally:
+                response.release()
+            raise JsonAsStream(completion)
+        return _Stream(response)
+
+    async def list_models(self) -> list[JSON]:
+        try:
+            async with self.session.get(self._models_url, headers=self._headers) as response:
+                if response.status != 200:
+                    return []
+                data = orjson.loads(await _read(response))
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ApiError):
+            return []
+        models = data.get("data") if isinstance(data, dict) else None
+        return [m for m in models or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _post(self, body: JSON, request_id: str) -> Any:
+        headers = {**self._headers, "x-request-id": request_id}
+        return _Post(self.session, self._chat_url, orjson.dumps(body), headers)
+
+
+class _Post:
+    """`session.post` with connection failures mapped to retryable Anthropic errors; usable
+    both awaited and as an async context manager, like aiohttp's own request context."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, data: bytes, headers: JSON):
+        self._session, self._url, self._data, self._headers = session, url, data, headers
+        self._response: aiohttp.ClientResponse | None = None
+
+    def __await__(self) -> Any:
+        return self._send().__await__()
+
+    async def _send(self) -> aiohttp.ClientResponse:
+        try:
+            return await self._session.post(self._url, data=self._data, headers=self._headers)
+        except TimeoutError as exc:
+            raise ApiError("timeout_error", "upstream timed out", retryable=True) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ApiError(
+                "api_error", "could not connect to the upstream", status=502, retryable=True
+            ) from exc
+        except aiohttp.ClientError as exc:
+            message = f"upstream connection failed: {type(exc).__name__}"
+            raise ApiError("api_error", message, status=502, retryable=True) from exc
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        self._response = await self._send()
+        return self._response
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._response is not None:
+            self._response.release()
+
+
+async def _read(response: aiohttp.ClientResponse) -> bytes:
+    try:
+        body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+    except TimeoutError as exc:
+        raise ApiError("timeout_error", "upstream timed out", retryable=True) from exc
+    except aiohttp.ClientError as exc:
+        message = f"upstream connection lost: {type(exc).__name__}"
+        raise ApiError("api_error", message, status=502, retryable=True) from exc
+    if len(body) > MAX_RESPONSE_BYTES:
+        raise ApiError("api_error", "upstream response is too large", status=502)
+    return body
+
+
+def _parse_completion(raw: bytes) -> JSON:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        snippet = "an HTML page" if raw.lstrip().startswith(b"<") else "a non-JSON body"
+        raise ApiError("api_error", f"upstream answered with {snippet}", status=502) from None
+    if not isinstance(data, dict):
+        raise ApiError("api_error", "upstream answered with a non-object JSON body", status=502)
+    return data
