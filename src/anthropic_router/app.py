@@ -89,7 +89,7 @@ class App:
             log.exception("unhandled error", extra={"fields": {"request_id": exchange.request_id}})
             internal = ApiError("api_error", "internal error in anthropic-router")
             await self._send_error(send, exchange, headers, internal)
-        if exchange.path.startswith("/v1/"):
+        if "/v1/" in exchange.path:
             log_exchange(exchange)
 
     async def _send_error(
@@ -112,7 +112,7 @@ class App:
         exchange: Exchange,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
-        method, path = scope["method"], scope["path"].rstrip("/") or "/"
+        method, path = scope["method"], _api_path(scope["path"])
         if path in ("/", "/health", "/ready") and method in ("GET", "HEAD"):
             await self._status(send, method, path, headers)
             return
@@ -301,14 +301,26 @@ class _Call:
         )
 
     async def _pump(self, upstream: Any, translator: StreamTranslator, send: Send) -> None:
+        await _send_more(send, encode_events(translator.start()))
+        pinger = asyncio.ensure_future(_keep_alive(send, self.settings.stream_ping_interval))
+        try:
+            events = await self._relay(upstream, translator, send)
+        finally:
+            pinger.cancel()
+        await send({"type": "http.response.body", "body": encode_events(events)})
+        if translator.failed is not None:
+            self.exchange.error_type = translator.failed.error_type
+            self.exchange.error_message = translator.failed.message
+        self.exchange.dropped.extend(translator.dropped)
+        self._finish_record(translator.stop_reason, None)
+        if translator.usage is not None:
+            self.exchange.usage = anthropic_usage(translator.usage)
+
+    async def _relay(
+        self, upstream: Any, translator: StreamTranslator, send: Send
+    ) -> list[dict[str, Any]]:
+        """Relay translated events as chunks arrive; return the closing events."""
         decoder = SSEDecoder()
-        await send(
-            {
-                "type": "http.response.body",
-                "body": encode_events(translator.start()),
-                "more_body": True,
-            }
-        )
         first = True
         try:
             async for chunk in upstream.chunks():
@@ -319,38 +331,43 @@ class _Call:
                     if first:
                         self.exchange.mark("first_token")
                         first = False
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": encode_events(events),
-                            "more_body": True,
-                        }
-                    )
+                    await _send_more(send, encode_events(events))
                 if translator.done:
-                    break
+                    return []
             events = []
             for payload in decoder.flush():
                 events.extend(translator.feed_data(payload))
-            events.extend(translator.end_of_input())
+            return events + translator.end_of_input()
         except ApiError as error:
-            events = translator.fail(error)
+            return translator.fail(error)
         except ValueError as error:
-            events = translator.fail(
-                ApiError("api_error", f"upstream stream is malformed: {error}")
-            )
-        await send({"type": "http.response.body", "body": encode_events(events)})
-        if translator.failed is not None:
-            self.exchange.error_type = translator.failed.error_type
-            self.exchange.error_message = translator.failed.message
-        self.exchange.dropped.extend(translator.dropped)
-        self._finish_record(translator.stop_reason, None)
-        if translator.usage is not None:
-            self.exchange.usage = anthropic_usage(translator.usage)
+            message = f"upstream stream is malformed: {error}"
+            return translator.fail(ApiError("api_error", message))
 
     def _finish_record(self, stop_reason: str | None, usage: dict[str, int] | None) -> None:
         self.exchange.stop_reason = stop_reason
         if usage is not None:
             self.exchange.usage = usage
+
+
+async def _send_more(send: Send, body: bytes) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _keep_alive(send: Send, interval: float) -> None:
+    """`ping` frames while the upstream is silent (long reasoning, queued providers), so
+    idle timeouts of clients and intermediaries do not cut the stream."""
+    frame = encode_events([{"type": "ping"}])
+    while True:
+        await asyncio.sleep(interval)
+        await _send_more(send, frame)
+
+
+def _api_path(path: str) -> str:
+    """Claude Code keeps any base-URL path (`/prefix/v1/messages`): serve it as `/v1/...`."""
+    path = path.rstrip("/") or "/"
+    start = path.find("/v1/")
+    return path[start:] if start > 0 else path
 
 
 async def _until_disconnect(work: Any, receive: Receive) -> None:

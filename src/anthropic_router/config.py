@@ -81,6 +81,7 @@ class Settings(BaseSettings):
 
     request_timeout: float = Field(600.0, gt=0)
     connect_timeout: float = Field(10.0, gt=0)
+    stream_ping_interval: float = Field(15.0, gt=0)
     upstream_max_retries: int = Field(2, ge=0, le=10)
     max_request_body: int = Field(32 * 1024 * 1024, gt=0)
 
