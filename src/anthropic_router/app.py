@@ -34,7 +34,13 @@ from anthropic_router.http import (
     send_json,
 )
 from anthropic_router.models import list_models_page, model_info
-from anthropic_router.observability import Exchange, log_exchange, new_request_id
+from anthropic_router.observability import (
+    Exchange,
+    body_for_log,
+    key_id,
+    log_exchange,
+    new_request_id,
+)
 from anthropic_router.providers import openrouter
 from anthropic_router.providers.base import ChatProvider
 from anthropic_router.providers.openai_chat import JsonAsStream
@@ -56,6 +62,21 @@ class App:
         self.router = Router(settings, self.provider)
         self._keys = settings.client_keys
         self.ready = False
+        if settings.metrics_enable:
+            from anthropic_router import metrics
+
+            self._metrics: Any = metrics
+            metrics.set_info(
+                __version__,
+                settings.proxy_backend.value,
+                {
+                    "multi_modal": settings.multi_modal_enable,
+                    "openrouter_extensions": settings.openrouter_extensions_enable,
+                    "openai_advanced": settings.openai_advanced_enable,
+                },
+            )
+        else:
+            self._metrics = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -67,6 +88,7 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.provider.open()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -78,6 +100,9 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(new_request_id(), scope["method"], scope["path"])
         headers = [(b"request-id", exchange.request_id.encode())]
+        in_flight = self._metrics.IN_FLIGHT if self._metrics and "/v1/" in scope["path"] else None
+        if in_flight is not None:
+            in_flight.inc()
         try:
             await self._dispatch(scope, receive, send, exchange, headers)
         except ApiError as error:
@@ -89,8 +114,10 @@ class App:
             log.exception("unhandled error", extra={"fields": {"request_id": exchange.request_id}})
             internal = ApiError("api_error", "internal error in anthropic-router")
             await self._send_error(send, exchange, headers, internal)
+        if in_flight is not None:
+            in_flight.dec()
         if "/v1/" in exchange.path:
-            log_exchange(exchange)
+            log_exchange(exchange, self._metrics is not None)
 
     async def _send_error(
         self, send: Send, exchange: Exchange, headers: list[tuple[bytes, bytes]], error: ApiError
@@ -116,9 +143,14 @@ class App:
         if path in ("/", "/health", "/ready") and method in ("GET", "HEAD"):
             await self._status(send, method, path, headers)
             return
+        if path == "/metrics" and method == "GET" and self._metrics is not None:
+            self._authenticate(scope, exchange)
+            body, content_type = self._metrics.exposition()
+            await send_bytes(send, 200, body, [(b"content-type", content_type.encode()), *headers])
+            return
         if not path.startswith("/v1/"):
             raise not_found(f"no route for {method} {scope['path']}")
-        self._authenticate(scope)
+        self._authenticate(scope, exchange)
         if path == "/v1/messages" and method == "POST":
             await self._messages(scope, receive, send, exchange, headers)
         elif path == "/v1/messages/count_tokens" and method == "POST":
@@ -139,7 +171,7 @@ class App:
     async def _status(
         self, send: Send, method: str, path: str, headers: list[tuple[bytes, bytes]]
     ) -> None:
-        ok = path != "/ready" or self.ready
+        ok = path != "/ready" or (self.ready and self.provider.is_open)
         body = {
             "status": "ok" if ok else "starting",
             "service": "anthropic-router",
@@ -150,14 +182,15 @@ class App:
         else:
             await send_json(send, 200 if ok else 503, body, headers)
 
-    def _authenticate(self, scope: Scope) -> None:
-        if not self._keys:
-            return
+    def _authenticate(self, scope: Scope, exchange: Exchange) -> None:
         presented = header(scope, b"x-api-key")
         if presented is None:
             authorization = header(scope, b"authorization") or ""
             if authorization[:7].lower() == "bearer ":
                 presented = authorization[7:].strip()
+        exchange.client_key_id = key_id(presented)
+        if not self._keys:
+            return
         candidate = (presented or "").encode()
         # Compare against every key so the time taken does not reveal which one matched.
         matched = False
@@ -169,6 +202,9 @@ class App:
     async def _read_request(self, receive: Receive, exchange: Exchange, **checks: Any) -> Any:
         body = parse_json(await read_body(receive, self.settings.max_request_body))
         exchange.mark("read")
+        if self.settings.log_bodies:
+            fields = {"request_id": exchange.request_id, "body": body_for_log(body)}
+            log.info("request body", extra={"fields": fields})
         return parse_messages_request(body, **checks)
 
     async def _count_tokens(
@@ -265,6 +301,7 @@ class _Call:
         )
         self.exchange.stop_reason = message["stop_reason"]
         self.exchange.usage = message["usage"]
+        self.exchange.cost_usd = _cost(completion.get("usage"))
         await send_json(send, 200, message, headers)
         self.exchange.status = 200
 
@@ -315,6 +352,7 @@ class _Call:
         self._finish_record(translator.stop_reason, None)
         if translator.usage is not None:
             self.exchange.usage = anthropic_usage(translator.usage)
+            self.exchange.cost_usd = _cost(translator.usage)
 
     async def _relay(
         self, upstream: Any, translator: StreamTranslator, send: Send
@@ -348,6 +386,12 @@ class _Call:
         self.exchange.stop_reason = stop_reason
         if usage is not None:
             self.exchange.usage = usage
+
+
+def _cost(usage: Any) -> float | None:
+    """OpenRouter reports the cost of a generation in `usage.cost` (USD)."""
+    cost = usage.get("cost") if isinstance(usage, dict) else None
+    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
 
 async def _send_more(send: Send, body: bytes) -> None:
@@ -401,7 +445,13 @@ def create_app_from_env() -> App:
     from anthropic_router.observability import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level, settings.json_logs)
+    configure_logging(
+        settings.log_level,
+        settings.json_logs,
+        settings.log_file,
+        settings.log_file_max_bytes,
+        settings.log_file_backups,
+    )
     return App(settings)
 
 

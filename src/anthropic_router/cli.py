@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 from pydantic import ValidationError
 
@@ -50,6 +51,9 @@ def _serve(args: argparse.Namespace) -> int:
     from anthropic_router.observability import configure_logging
 
     configure_logging(settings.log_level, settings.json_logs)
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics to files here; /metrics in any worker sums them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="anthropic-router-")
     uvicorn.run(
         "anthropic_router.app:create_app_from_env",
         factory=True,

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     json_logs: bool = True
+    log_file: str | None = None
+    log_file_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    log_file_backups: int = Field(5, ge=0)
+    # Opt-in: log request bodies, truncated, with secret-looking fields and values masked.
+    log_bodies: bool = False
+    metrics_enable: bool = True
 
     @field_validator(
         "openrouter_models", "openrouter_transforms", "supported_image_formats", mode="before"

@@ -6,7 +6,10 @@ as one line, when the exchange ends. Message content and keys are never part of 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import logging.handlers
+import re
 import secrets
 import sys
 import time
@@ -39,6 +42,9 @@ class Exchange:
     stop_reason: str | None = None
     usage: dict[str, int] | None = None
     retries: int = 0
+    client_key_id: str | None = None
+    cost_usd: float | None = None
+    fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -64,15 +70,53 @@ class Exchange:
             "stop_reason": self.stop_reason,
             "usage": self.usage,
             "retries": self.retries,
+            "client_key_id": self.client_key_id,
+            "cost_usd": self.cost_usd,
+            "fallback": self.fallback,
             "dropped": self.dropped or None,
             "ms": self.timings,
         }
         return {key: value for key, value in data.items() if value is not None}
 
 
-def log_exchange(exchange: Exchange) -> None:
+def log_exchange(exchange: Exchange, metrics_enabled: bool = True) -> None:
+    """The one log line of an exchange; the same record feeds the metrics."""
+    record = exchange.record()
+    if metrics_enabled:
+        from anthropic_router import metrics
+
+        metrics.observe(record)
     if log.isEnabledFor(logging.INFO):
-        log.info("exchange", extra={"fields": exchange.record()})
+        log.info("exchange", extra={"fields": record})
+
+
+def key_id(key: str | None) -> str | None:
+    """A short, stable, non-reversible id for a client key: enough to tell keys apart."""
+    if not key:
+        return None
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+_SECRET_FIELDS = re.compile(r"(?i)(api[_-]?key|authorization|token|secret|password|cookie)")
+_SECRET_VALUES = re.compile(r"(sk-[A-Za-z0-9_-]{8,}|dapi[0-9a-f]{8,}|Bearer\s+\S+)")
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy of a JSON value with secret-looking fields and values masked (LOG_BODIES)."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if _SECRET_FIELDS.search(str(k)) else mask_secrets(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secrets(item) for item in value]
+    if isinstance(value, str):
+        return _SECRET_VALUES.sub("***", value)
+    return value
+
+
+def body_for_log(body: Any, limit: int = 4000) -> str:
+    text = orjson.dumps(mask_secrets(body), default=str).decode()
+    return text if len(text) <= limit else text[:limit] + f"...(+{len(text) - limit} chars)"
 
 
 class JsonFormatter(logging.Formatter):
@@ -101,11 +145,25 @@ class ConsoleFormatter(logging.Formatter):
         )
 
 
-def configure_logging(level: str, json_logs: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_logs else ConsoleFormatter())
+def configure_logging(
+    level: str,
+    json_logs: bool,
+    log_file: str | None = None,
+    max_bytes: int = 10 * 1024 * 1024,
+    backups: int = 5,
+) -> None:
+    """Console (JSON or human) on stderr, plus an optional rotating JSON log file."""
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(JsonFormatter() if json_logs else ConsoleFormatter())
+    handlers: list[logging.Handler] = [console]
+    if log_file:
+        rotating = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+        rotating.setFormatter(JsonFormatter())
+        handlers.append(rotating)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True

@@ -78,6 +78,14 @@ class OpenAIChatProvider:
             )
         return self._session
 
+    def open(self) -> None:
+        """Create the connection pool (called at start-up, inside the event loop)."""
+        _ = self.session
+
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None and not self._session.closed
+
     async def complete(self, body: JSON, request_id: str) -> JSON:
         async with self._post(body, request_id) as response:
             raw = await _read(response)
