@@ -62,6 +62,7 @@ class App:
         self.router = Router(settings, self.provider)
         self._keys = settings.client_keys
         self.ready = False
+        self._active = 0
         if settings.metrics_enable:
             from anthropic_router import metrics
 
@@ -227,6 +228,23 @@ class App:
         exchange: Exchange,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
+        if self._active >= self.settings.max_concurrent_requests:
+            # Shed load at once rather than queue without bound; clients retry 529s.
+            raise ApiError("overloaded_error", "too many concurrent requests", retry_after="1")
+        self._active += 1
+        try:
+            await self._messages_within_limit(scope, receive, send, exchange, headers)
+        finally:
+            self._active -= 1
+
+    async def _messages_within_limit(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
         request = await self._read_request(receive, exchange)
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
@@ -359,6 +377,16 @@ class _Call:
     ) -> list[dict[str, Any]]:
         """Relay translated events as chunks arrive; return the closing events."""
         decoder = SSEDecoder()
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return await self._relay_chunks(upstream, translator, send, decoder)
+        except TimeoutError:
+            message = "the stream exceeded REQUEST_TIMEOUT"
+            return translator.fail(ApiError("timeout_error", message))
+
+    async def _relay_chunks(
+        self, upstream: Any, translator: StreamTranslator, send: Send, decoder: SSEDecoder
+    ) -> list[dict[str, Any]]:
         first = True
         try:
             async for chunk in upstream.chunks():

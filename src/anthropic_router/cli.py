@@ -66,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
         log_config=None,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
     return 0
 

@@ -79,8 +79,15 @@ class Settings(BaseSettings):
     image_max_size: int = Field(10 * 1024 * 1024, gt=0)
     supported_image_formats: Annotated[list[str], NoDecode] = ["jpeg", "png", "gif", "webp"]
 
+    # Timeouts in seconds: whole exchange, TCP connect, wait for the upstream's response
+    # headers (time to first byte), and silence between two stream chunks.
     request_timeout: float = Field(600.0, gt=0)
     connect_timeout: float = Field(10.0, gt=0)
+    first_byte_timeout: float = Field(300.0, gt=0)
+    stream_idle_timeout: float = Field(300.0, gt=0)
+    # Past this many concurrent /v1/messages requests, answer 529 overloaded_error at once.
+    max_concurrent_requests: int = Field(1000, ge=1)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
     stream_ping_interval: float = Field(15.0, gt=0)
     upstream_max_retries: int = Field(2, ge=0, le=10)
     max_request_body: int = Field(32 * 1024 * 1024, gt=0)

@@ -6,6 +6,7 @@ passed in by the module that builds the provider.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -29,7 +30,8 @@ class _Stream:
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except TimeoutError as exc:
-            raise ApiError("timeout_error", "upstream stream stalled (read timeout)") from exc
+            message = "upstream stream went silent (STREAM_IDLE_TIMEOUT)"
+            raise ApiError("timeout_error", message) from exc
         except aiohttp.ClientError as exc:
             raise ApiError("api_error", f"upstream connection lost: {type(exc).__name__}") from exc
 
@@ -53,6 +55,7 @@ class OpenAIChatProvider:
         base_url: str,
         headers: Mapping[str, str],
         connect_timeout: float,
+        first_byte_timeout: float,
         read_timeout: float,
         chat_path: str = "/chat/completions",
         models_path: str = "/models",
@@ -67,6 +70,7 @@ class OpenAIChatProvider:
             sock_connect=connect_timeout,
             sock_read=read_timeout,
         )
+        self._first_byte_timeout = first_byte_timeout
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -126,15 +130,25 @@ class OpenAIChatProvider:
 
     def _post(self, body: JSON, request_id: str) -> Any:
         headers = {**self._headers, "x-request-id": request_id}
-        return _Post(self.session, self._chat_url, orjson.dumps(body), headers)
+        return _Post(
+            self.session, self._chat_url, orjson.dumps(body), headers, self._first_byte_timeout
+        )
 
 
 class _Post:
     """`session.post` with connection failures mapped to retryable Anthropic errors; usable
     both awaited and as an async context manager, like aiohttp's own request context."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, data: bytes, headers: JSON):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        data: bytes,
+        headers: JSON,
+        first_byte_timeout: float,
+    ) -> None:
         self._session, self._url, self._data, self._headers = session, url, data, headers
+        self._first_byte_timeout = first_byte_timeout
         self._response: aiohttp.ClientResponse | None = None
 
     def __await__(self) -> Any:
@@ -142,9 +156,11 @@ class _Post:
 
     async def _send(self) -> aiohttp.ClientResponse:
         try:
-            return await self._session.post(self._url, data=self._data, headers=self._headers)
+            async with asyncio.timeout(self._first_byte_timeout):
+                return await self._session.post(self._url, data=self._data, headers=self._headers)
         except TimeoutError as exc:
-            raise ApiError("timeout_error", "upstream timed out", retryable=True) from exc
+            message = "upstream sent no response headers in time (FIRST_BYTE_TIMEOUT)"
+            raise ApiError("timeout_error", message, retryable=True) from exc
         except aiohttp.ClientConnectorError as exc:
             raise ApiError(
                 "api_error", "could not connect to the upstream", status=502, retryable=True

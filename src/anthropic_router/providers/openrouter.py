@@ -20,5 +20,6 @@ def build(settings: Settings) -> OpenAIChatProvider:
         base_url=settings.openrouter_base_url,
         headers=headers,
         connect_timeout=settings.connect_timeout,
-        read_timeout=settings.request_timeout,
+        first_byte_timeout=settings.first_byte_timeout,
+        read_timeout=settings.stream_idle_timeout,
     )
