@@ -151,9 +151,9 @@ class App:
             return
         if not path.startswith("/v1/"):
             raise not_found(f"no route for {method} {scope['path']}")
-        self._authenticate(scope, exchange)
+        client_key = self._authenticate(scope, exchange)
         if path == "/v1/messages" and method == "POST":
-            await self._messages(scope, receive, send, exchange, headers)
+            await self._messages(receive, send, exchange, headers, client_key)
         elif path == "/v1/messages/count_tokens" and method == "POST":
             await self._count_tokens(receive, send, exchange, headers)
         elif path == "/v1/models" and method == "GET":
@@ -183,7 +183,8 @@ class App:
         else:
             await send_json(send, 200 if ok else 503, body, headers)
 
-    def _authenticate(self, scope: Scope, exchange: Exchange) -> None:
+    def _authenticate(self, scope: Scope, exchange: Exchange) -> str | None:
+        """Check the client's key when PROXY_API_KEY is set; return the presented key."""
         presented = header(scope, b"x-api-key")
         if presented is None:
             authorization = header(scope, b"authorization") or ""
@@ -191,7 +192,7 @@ class App:
                 presented = authorization[7:].strip()
         exchange.client_key_id = key_id(presented)
         if not self._keys:
-            return
+            return presented
         candidate = (presented or "").encode()
         # Compare against every key so the time taken does not reveal which one matched.
         matched = False
@@ -199,6 +200,7 @@ class App:
             matched |= hmac.compare_digest(candidate, key)
         if not matched:
             raise ApiError("authentication_error", "invalid or missing API key")
+        return presented
 
     async def _read_request(self, receive: Receive, exchange: Exchange, **checks: Any) -> Any:
         body = parse_json(await read_body(receive, self.settings.max_request_body))
@@ -222,28 +224,28 @@ class App:
 
     async def _messages(
         self,
-        scope: Scope,
         receive: Receive,
         send: Send,
         exchange: Exchange,
         headers: list[tuple[bytes, bytes]],
+        client_key: str | None,
     ) -> None:
         if self._active >= self.settings.max_concurrent_requests:
             # Shed load at once rather than queue without bound; clients retry 529s.
             raise ApiError("overloaded_error", "too many concurrent requests", retry_after="1")
         self._active += 1
         try:
-            await self._messages_within_limit(scope, receive, send, exchange, headers)
+            await self._messages_within_limit(receive, send, exchange, headers, client_key)
         finally:
             self._active -= 1
 
     async def _messages_within_limit(
         self,
-        scope: Scope,
         receive: Receive,
         send: Send,
         exchange: Exchange,
         headers: list[tuple[bytes, bytes]],
+        client_key: str | None,
     ) -> None:
         request = await self._read_request(receive, exchange)
         route = self.router.resolve(request["model"])
@@ -264,6 +266,9 @@ class App:
             headers.append((DROPPED_HEADER, ",".join(exchange.dropped).encode()))
         headers.append((b"x-anthropic-router-upstream-model", route.upstream_model.encode()))
         call = _Call(self.settings, route, exchange, conversion.tool_names, request)
+        if client_key and self.settings.forward_client_key and not self._keys:
+            # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
+            call.upstream_headers["Authorization"] = f"Bearer {client_key}"
         work = (
             call.stream(conversion.body, send, headers)
             if exchange.stream
@@ -289,6 +294,7 @@ class _Call:
         self.tool_names = tool_names
         self.stop_sequences = list(request.get("stop_sequences") or [])
         self.deadline = time.monotonic() + settings.request_timeout
+        self.upstream_headers = {"x-request-id": exchange.request_id}
 
     def _on_retry(self, error: ApiError) -> None:
         self.exchange.retries += 1
@@ -302,10 +308,10 @@ class _Call:
         )
 
     async def complete(self, body: dict[str, Any], send: Send, headers: list[Any]) -> None:
-        provider, rid = self.route.provider, self.exchange.request_id
+        provider, extra = self.route.provider, self.upstream_headers
         try:
             async with asyncio.timeout(self.settings.request_timeout):
-                completion = await self._retrying(lambda: provider.complete(body, rid))
+                completion = await self._retrying(lambda: provider.complete(body, extra))
         except TimeoutError:
             raise ApiError(
                 "timeout_error", "upstream did not answer within REQUEST_TIMEOUT"
@@ -324,14 +330,14 @@ class _Call:
         self.exchange.status = 200
 
     async def stream(self, body: dict[str, Any], send: Send, headers: list[Any]) -> None:
-        provider, rid = self.route.provider, self.exchange.request_id
+        provider, extra = self.route.provider, self.upstream_headers
         translator = StreamTranslator(
             model=self.route.client_model,
             tool_names=self.tool_names,
             stop_sequences=self.stop_sequences,
         )
         try:
-            upstream = await self._retrying(lambda: provider.open_stream(body, rid))
+            upstream = await self._retrying(lambda: provider.open_stream(body, extra))
         except JsonAsStream as answer:
             message = to_anthropic_message(
                 answer.completion, model=self.route.client_model, tool_names=self.tool_names

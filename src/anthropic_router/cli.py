@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -51,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
     from anthropic_router.observability import configure_logging
 
     configure_logging(settings.log_level, settings.json_logs)
+    for warning in settings.warnings():
+        logging.getLogger("anthropic_router").warning(warning)
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics to files here; /metrics in any worker sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="anthropic-router-")
@@ -81,6 +84,7 @@ def _check_config(_: argparse.Namespace) -> int:
         name: router.resolve(name).upstream_model
         for name in ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-8")
     }
+    view["warnings"] = settings.warnings()
     print(json.dumps(view, indent=2, sort_keys=True))
     return 0
 

@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     max_request_body: int = Field(32 * 1024 * 1024, gt=0)
 
     proxy_api_key: SecretStr | None = None
-    # Opt-in: forward the client's own key upstream when no OPENROUTER_API_KEY is configured.
+    # Opt-in: send each client's own key upstream as its OpenRouter key (then PROXY_API_KEY
+    # and OPENROUTER_API_KEY must be unset: the client's key is the only credential).
     forward_client_key: bool = False
 
     log_level: str = "INFO"
@@ -129,6 +130,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_backend(self) -> Settings:
+        if self.forward_client_key and (self.openrouter_api_key or self.proxy_api_key):
+            raise ValueError(
+                "FORWARD_CLIENT_KEY=true needs OPENROUTER_API_KEY and PROXY_API_KEY unset"
+            )
         if self.proxy_backend not in SUPPORTED_BACKENDS:
             raise ValueError(
                 f"PROXY_BACKEND={self.proxy_backend.value} is not available in this version; "
@@ -146,6 +151,17 @@ class Settings(BaseSettings):
     @property
     def effective_middle_model(self) -> str:
         return self.middle_model or self.big_model
+
+    def warnings(self) -> list[str]:
+        """Settings that start but will likely fail at request time."""
+        found = []
+        if self.openrouter_api_key is None and not self.forward_client_key:
+            found.append("OPENROUTER_API_KEY is not set: OpenRouter will answer 401")
+        if self.host not in ("127.0.0.1", "localhost", "::1") and self.proxy_api_key is None:
+            found.append(
+                f"HOST={self.host} is reachable from other machines and PROXY_API_KEY is unset"
+            )
+        return found
 
     def public_view(self) -> dict[str, Any]:
         """The effective configuration with every secret replaced by whether it is set."""

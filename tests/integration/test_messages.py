@@ -498,3 +498,32 @@ async def test_async_client_stream(async_client: anthropic.AsyncAnthropic, upstr
     ) as stream:
         text = "".join([t async for t in stream.text_stream])
     assert text == "async hello"
+
+
+def test_count_tokens_offline_tokenizer(client: anthropic.Anthropic, upstream: FakeUpstream):
+    short = client.messages.count_tokens(model="claude-opus-4-8", messages=USER_HI)
+    tools = [{"name": "Bash", "description": "Run a shell command", "input_schema": {"type": "object"}}]
+    longer = client.messages.count_tokens(
+        model="claude-opus-4-8",
+        system="You are a careful assistant. " * 20,
+        tools=tools,
+        messages=[*USER_HI, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and more " * 50}],
+    )
+    assert 0 < short.input_tokens < 20
+    assert longer.input_tokens > short.input_tokens + 150
+    assert upstream.requests == []  # counted locally, nothing sent upstream
+
+
+def test_forward_client_key_opt_in(router_factory, upstream: FakeUpstream):
+    router = router_factory(env={"OPENROUTER_API_KEY": None, "FORWARD_CLIENT_KEY": "true"})
+    body = {"model": "claude-opus-4-8", "max_tokens": 5, "messages": USER_HI}
+    httpx.post(f"{router.url}/v1/messages", json=body, headers={"x-api-key": "client-own-key"})
+    assert upstream.last.headers["authorization"] == "Bearer client-own-key"
+    httpx.post(f"{router.url}/v1/messages", json=body)
+    assert "authorization" not in upstream.last.headers
+
+
+def test_upstream_key_never_taken_from_client_by_default(router, upstream: FakeUpstream):
+    body = {"model": "claude-opus-4-8", "max_tokens": 5, "messages": USER_HI}
+    httpx.post(f"{router.url}/v1/messages", json=body, headers={"x-api-key": "client-own-key"})
+    assert upstream.last.headers["authorization"] == f"Bearer {UPSTREAM_API_KEY}"

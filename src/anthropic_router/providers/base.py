@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 JSON = dict[str, Any]
@@ -24,9 +24,9 @@ class ChatProvider(Protocol):
     @property
     def is_open(self) -> bool: ...
 
-    async def complete(self, body: JSON, request_id: str) -> JSON: ...
+    async def complete(self, body: JSON, headers: Mapping[str, str]) -> JSON: ...
 
-    async def open_stream(self, body: JSON, request_id: str) -> UpstreamStream: ...
+    async def open_stream(self, body: JSON, headers: Mapping[str, str]) -> UpstreamStream: ...
 
     async def list_models(self) -> list[JSON]: ...
 

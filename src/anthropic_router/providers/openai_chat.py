@@ -90,15 +90,15 @@ class OpenAIChatProvider:
     def is_open(self) -> bool:
         return self._session is not None and not self._session.closed
 
-    async def complete(self, body: JSON, request_id: str) -> JSON:
-        async with self._post(body, request_id) as response:
+    async def complete(self, body: JSON, headers: Mapping[str, str]) -> JSON:
+        async with self._post(body, headers) as response:
             raw = await _read(response)
             if response.status != 200:
                 raise error_from_response(response.status, raw, response.headers)
         return _parse_completion(raw)
 
-    async def open_stream(self, body: JSON, request_id: str) -> _Stream:
-        response = await self._post(body, request_id)
+    async def open_stream(self, body: JSON, headers: Mapping[str, str]) -> _Stream:
+        response = await self._post(body, headers)
         if response.status != 200:
             try:
                 raw = await _read(response)
@@ -128,8 +128,9 @@ class OpenAIChatProvider:
         if self._session is not None:
             await self._session.close()
 
-    def _post(self, body: JSON, request_id: str) -> Any:
-        headers = {**self._headers, "x-request-id": request_id}
+    def _post(self, body: JSON, extra_headers: Mapping[str, str]) -> Any:
+        """`extra_headers` (request id, an opted-in client key) override the defaults."""
+        headers = {**self._headers, **extra_headers}
         return _Post(
             self.session, self._chat_url, orjson.dumps(body), headers, self._first_byte_timeout
         )
