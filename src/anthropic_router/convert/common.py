@@ -82,8 +82,9 @@ def upstream_error(error: Any) -> ApiError:
     if not isinstance(error, dict):
         return ApiError("api_error", f"upstream error: {error}")
     message = str(error.get("message") or "upstream error")
-    code = error.get("code")
-    error_type = (error.get("metadata") or {}).get("error_type")
+    code = _status_code(error.get("code"))
+    metadata = error.get("metadata")
+    error_type = metadata.get("error_type") if isinstance(metadata, dict) else None
     if error_type in ("rate_limit_exceeded",) or code == 429:
         return ApiError("rate_limit_error", message, retryable=True)
     if error_type in ("provider_overloaded",) or code in (503, 529):
@@ -92,7 +93,30 @@ def upstream_error(error: Any) -> ApiError:
         return ApiError("timeout_error", message, retryable=True)
     if error_type == "context_length_exceeded":
         return ApiError("invalid_request_error", f"prompt is too long: {message}")
+    if code in _CLIENT_ERROR_TYPES:
+        return ApiError(_CLIENT_ERROR_TYPES[code], f"upstream error: {message}")
     return ApiError("api_error", f"upstream error: {message}")
+
+
+# Error codes inside a 200 body or a stream chunk, as protocol.md 5.10 maps HTTP statuses.
+_CLIENT_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+}
+
+
+def _status_code(code: Any) -> int | None:
+    """OpenRouter sends `code` as a number; LiteLLM and some streams as a string ("429")."""
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    if isinstance(code, str) and code.strip().isdigit():
+        return int(code.strip())
+    return None
 
 
 def reasoning_parts(source: JSON) -> list[JSON]:

@@ -38,10 +38,28 @@ def convert_messages(
     system_message = _system_message(system, options, report)
     if system_message:
         out.append(system_message)
-    for message in messages:
+    for message in _merge_turns(messages):
         out.extend(_convert_one(message, options, report))
     out = _repair_tool_pairing(out, report)
     return [_finish(message) for message in _merge_same_role(out)]
+
+
+def _merge_turns(messages: list[JSON]) -> list[JSON]:
+    """Anthropic merges consecutive same-role turns before reading them, so tool_use blocks
+    split over two assistant turns pair with one following user turn; do the same first."""
+    out: list[JSON] = []
+    for message in messages:
+        previous = out[-1] if out else None
+        if previous and previous["role"] == message["role"]:
+            content = _as_blocks(previous["content"]) + _as_blocks(message["content"])
+            out[-1] = {"role": message["role"], "content": content}
+        else:
+            out.append(message)
+    return out
+
+
+def _as_blocks(content: Any) -> list[JSON]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
 
 
 def _system_message(system: Any, options: RequestOptions, report: Report) -> JSON | None:
@@ -74,7 +92,8 @@ def _convert_one(message: JSON, options: RequestOptions, report: Report) -> list
 
 def _user(content: Any, options: RequestOptions, report: Report) -> list[JSON]:
     if isinstance(content, str):
-        return [{"role": "user", "content": [{"type": "text", "text": content}]}] if content else []
+        text = [{"type": "text", "text": content}]
+        return [{"role": "user", "content": text}] if content.strip() else []
     tool_messages: list[JSON] = []
     parts: list[JSON] = []
     for block in content:
@@ -161,7 +180,7 @@ def _split_result_item(
 
 def _assistant(content: Any, options: RequestOptions, report: Report) -> JSON | None:
     if isinstance(content, str):
-        return {"role": "assistant", "content": content} if content else None
+        return {"role": "assistant", "content": content} if content.strip() else None
     parts: list[JSON] = []
     tool_calls: list[JSON] = []
     reasoning: list[JSON] = []
@@ -169,7 +188,7 @@ def _assistant(content: Any, options: RequestOptions, report: Report) -> JSON | 
         kind = block["type"]
         if kind == "text":
             text = block.get("text")
-            if isinstance(text, str) and text:
+            if isinstance(text, str) and text.strip():
                 parts.append(text_part(text, block, options, report))
         elif kind == "tool_use":
             tool_calls.append(_tool_call(block))

@@ -78,8 +78,13 @@ def _content_blocks(message: JSON, tool_names: dict[str, str]) -> list[JSON]:
         blocks.extend(_content_list(content))
     if message.get("refusal") and not content:
         blocks.append({"type": "text", "text": str(message["refusal"])})
+    seen_ids: set[str] = set()
     for call in message.get("tool_calls") or []:
-        blocks.append(_tool_use(call, tool_names))
+        block = _tool_use(call, tool_names)
+        while block["id"] in seen_ids:  # some providers repeat ids across parallel calls
+            block["id"] += "_"
+        seen_ids.add(block["id"])
+        blocks.append(block)
     return blocks
 
 

@@ -108,7 +108,7 @@ class StreamTranslator:
         if isinstance(usage, dict):
             self.usage = usage  # cumulative where sent on every chunk: keep the last
         choices = chunk.get("choices")
-        if not choices or not isinstance(choices[0], dict):
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return events
         choice = choices[0]
         finish_reason = choice.get("finish_reason")
