@@ -478,14 +478,14 @@ REASONING_CASES: list[tuple[str, JSON, JSON]] = [
         {"max_tokens": 100, "reasoning": {"enabled": True}},
     ),
     (
-        "disabled: no reasoning",
+        "disabled: reasoning explicitly off",
         {"thinking": {"type": "disabled"}},
-        {"max_tokens": 100},
+        {"max_tokens": 100, "reasoning": {"enabled": False}},
     ),
     (
         "disabled ignores output_config.effort",
         {"thinking": {"type": "disabled"}, "output_config": {"effort": "low"}},
-        {"max_tokens": 100},
+        {"max_tokens": 100, "reasoning": {"enabled": False}},
     ),
     (
         "output_config.format json_schema -> response_format",
@@ -517,6 +517,7 @@ REASONING_CASES: list[tuple[str, JSON, JSON]] = [
         },
         {
             "max_tokens": 100,
+            "reasoning": {"enabled": False},
             "response_format": {
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": {"type": "object"}, "strict": True},

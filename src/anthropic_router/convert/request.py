@@ -130,6 +130,10 @@ def _reasoning(request: JSON, body: JSON) -> None:
     """Anthropic `thinking` (+ `output_config.effort`) -> OpenRouter `reasoning`."""
     thinking = request.get("thinking") or {}
     kind = thinking.get("type")
+    if kind == "disabled":
+        # Explicitly off: models that reason by default (and bill for it) should not.
+        body["reasoning"] = {"enabled": False}
+        return
     if kind not in ("enabled", "adaptive"):
         return
     reasoning: JSON = {}
