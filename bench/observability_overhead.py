@@ -1,6 +1,6 @@
 """Cost of the per-exchange log line and metrics, in microseconds per exchange.
 
-    python bench/observability_overhead.py
+python bench/observability_overhead.py
 """
 
 from __future__ import annotations

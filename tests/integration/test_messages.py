@@ -502,12 +502,18 @@ async def test_async_client_stream(async_client: anthropic.AsyncAnthropic, upstr
 
 def test_count_tokens_offline_tokenizer(client: anthropic.Anthropic, upstream: FakeUpstream):
     short = client.messages.count_tokens(model="claude-opus-4-8", messages=USER_HI)
-    tools = [{"name": "Bash", "description": "Run a shell command", "input_schema": {"type": "object"}}]
+    tools = [
+        {"name": "Bash", "description": "Run a shell command", "input_schema": {"type": "object"}}
+    ]
     longer = client.messages.count_tokens(
         model="claude-opus-4-8",
         system="You are a careful assistant. " * 20,
         tools=tools,
-        messages=[*USER_HI, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "and more " * 50}],
+        messages=[
+            *USER_HI,
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "and more " * 50},
+        ],
     )
     assert 0 < short.input_tokens < 20
     assert longer.input_tokens > short.input_tokens + 150
