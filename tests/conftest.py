@@ -25,6 +25,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: runs the real router server as a subprocess on loopback"
     )
+    config.addinivalue_line(
+        "markers",
+        "e2e: drives the real router with the pinned Claude Code CLI and TypeScript SDK"
+        " (installed by scripts/setup-e2e.sh)",
+    )
 
 
 @pytest.fixture(scope="module")

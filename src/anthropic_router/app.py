@@ -248,6 +248,7 @@ class App:
         client_key: str | None,
     ) -> None:
         request = await self._read_request(receive, exchange)
+        _refuse_thread_continuation(request)
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
         exchange.route_reason, exchange.backend = route.reason, route.provider.name
@@ -420,6 +421,19 @@ class _Call:
         self.exchange.stop_reason = stop_reason
         if usage is not None:
             self.exchange.usage = usage
+
+
+def _refuse_thread_continuation(request: Any) -> None:
+    """The router keeps no server-side threads. `thread_not_found` makes the SDK's tool
+    runner resend the whole history (`{"type":"create"}`), which is served statelessly."""
+    thread = request.get("thread")
+    if isinstance(thread, dict) and thread.get("type") == "continue":
+        raise ApiError(
+            "invalid_request_error",
+            "thread not found: anthropic-router keeps no server-side threads; "
+            "resend the full history",
+            details={"error_code": "thread_not_found"},
+        )
 
 
 def _cost(usage: Any) -> float | None:

@@ -33,6 +33,7 @@ class ApiError(Exception):
         status: int | None = None,
         retry_after: str | None = None,
         retryable: bool = False,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.error_type = error_type
@@ -41,12 +42,15 @@ class ApiError(Exception):
         self.retry_after = retry_after
         # True when trying again (or another target) may succeed: 408/409/429/5xx, connect errors.
         self.retryable = retryable
+        self.details = details
 
     def body(self, request_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": "error",
             "error": {"type": self.error_type, "message": self.message},
         }
+        if self.details:
+            body["error"]["details"] = self.details
         if request_id:
             body["request_id"] = request_id
         return body
