@@ -1,7 +1,7 @@
 """The ASGI application: routes, auth, the messages handler and its error rendering.
 
 A raw ASGI app rather than a framework: the request path is JSON in, convert, HTTP out, SSE
-back, and every layer a framework adds sits on that hot path (see docs/benchmarks.md).
+back, and every layer a framework adds sits on that hot path (see docs/11-benchmarks.md).
 """
 
 from __future__ import annotations

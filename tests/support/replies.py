@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .openai_chunks import JSON, completion_dict
+from .openai_chunks import JSON, chunk, completion_dict
 
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 DONE = b"data: [DONE]\n\n"
@@ -34,6 +34,9 @@ class Connection(Protocol):
 
     def sleep(self, seconds: float) -> bool:
         """Wait; False when the server is stopping and the reply should give up."""
+
+    def wait_for_close(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the client to close the connection; True when it did."""
 
 
 class Reply(ABC):
@@ -126,6 +129,54 @@ class CloseReply(Reply):
         conn.drop()
 
 
+@dataclass
+class HangUntilClosedReply(Reply):
+    """Send nothing and watch the socket: when the client closes it within `seconds`, the
+    request is recorded as `disconnected` (a reply that notices a cancelled upstream call)."""
+
+    seconds: float
+
+    def send(self, conn: Connection) -> None:
+        if conn.wait_for_close(self.seconds):
+            raise ConnectionResetError("the client closed the connection")
+        conn.drop()
+
+
+@dataclass
+class DelayedReply(Reply):
+    """Send nothing for `seconds` (slow response headers), then `reply`."""
+
+    seconds: float
+    reply: Reply
+
+    def send(self, conn: Connection) -> None:
+        if conn.sleep(self.seconds):
+            self.reply.send(conn)
+        else:
+            conn.drop()
+
+
+@dataclass
+class EndlessStreamReply(Reply):
+    """An SSE stream that never ends: `head` once, then `item` every `interval` seconds until
+    the client goes away (recorded as `disconnected`), the server stops or `max_seconds`."""
+
+    head: list[bytes]
+    item: bytes
+    interval: float
+    max_seconds: float
+
+    def send(self, conn: Connection) -> None:
+        conn.start_chunked(200, SSE_HEADERS)
+        for data in self.head:
+            conn.write_chunk(data)
+        waited = 0.0
+        while waited < self.max_seconds and conn.sleep(self.interval):
+            conn.write_chunk(self.item)  # OSError once the client has gone
+            waited += self.interval
+        conn.drop()
+
+
 def json_reply(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
     return BodyReply(status, json.dumps(body).encode(), "application/json", dict(headers or {}))
 
@@ -206,3 +257,26 @@ def close_connection() -> Reply:
 
 def pause(seconds: float) -> Pause:
     return Pause(seconds)
+
+
+def hang_until_closed(seconds: float) -> Reply:
+    """Like `hang`, but records the request as `disconnected` as soon as the client closes."""
+    return HangUntilClosedReply(seconds)
+
+
+def delayed(seconds: float, reply: Reply) -> Reply:
+    """`reply`, after `seconds` without any byte (slow response headers)."""
+    return DelayedReply(seconds, reply)
+
+
+def endless_sse(
+    head: Iterable[StreamItem] = (),
+    item: JSON | str | bytes | None = None,
+    interval: float = 0.05,
+    max_seconds: float = 120.0,
+) -> Reply:
+    """A stream that never finishes: `head` chunks, then `item` (default: a one-character
+    text delta) every `interval` seconds, with no finish reason and no [DONE]."""
+    encoded_head = [encode_item(i) for i in head if not isinstance(i, Pause)]
+    filler = encode_item(item if item is not None else chunk({"content": "x"}))
+    return EndlessStreamReply(encoded_head, filler, interval, max_seconds)

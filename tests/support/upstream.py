@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -40,8 +42,11 @@ from .replies import (
     Reply,
     close_connection,
     completion,
+    delayed,
+    endless_sse,
     error,
     hang,
+    hang_until_closed,
     json_reply,
     pause,
     raw,
@@ -59,9 +64,12 @@ __all__ = [
     "close_connection",
     "completion",
     "completion_dict",
+    "delayed",
+    "endless_sse",
     "error",
     "finish_chunk",
     "hang",
+    "hang_until_closed",
     "json_reply",
     "pause",
     "raw",
@@ -132,6 +140,13 @@ class _Server(ThreadingHTTPServer):
     def untrack(self, sock: socket.socket) -> None:
         with self._sockets_lock:
             self._sockets.discard(sock)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client (the router) resetting a keep-alive connection is normal, not a fault of
+        # the fake: keep such tracebacks out of the test output.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Unblock handler threads waiting on idle keep-alive connections."""
@@ -243,6 +258,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def sleep(self, seconds: float) -> bool:
         return not self.server.stopping.wait(seconds)
+
+    def wait_for_close(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0 and not self.server.stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.05))
+            if not readable:
+                continue
+            try:
+                if not self.connection.recv(1, socket.MSG_PEEK):
+                    return True  # orderly close (FIN)
+            except OSError:
+                return True  # reset
+            time.sleep(0.05)  # bytes of a next request: not a close
+        return False
 
     def _send_head(self, status: int, headers: Mapping[str, str]) -> None:
         self.send_response(status)
