@@ -2,7 +2,6 @@
 failure, grouping what went wrong by the router's traceback.
 
     python scripts/fuzz.py --examples 5000             # skips inputs of already-known bugs
-    python scripts/fuzz.py --examples 2000 --include-known
 
 The pytest property stops at (and shrinks) the first counterexample; this runs every example,
 then prints one JSON summary: answers by status, failed properties grouped by message, router
@@ -47,10 +46,9 @@ def traceback_groups(logs: str) -> dict[str, int]:
     return dict(groups.most_common())
 
 
-def run(examples: int, include_known: bool) -> dict[str, Any]:
+def run(examples: int) -> dict[str, Any]:
     statuses: collections.Counter[str] = collections.Counter()
     failures: dict[str, dict[str, Any]] = {}
-    skipped = 0
 
     def fail(key: str, path: str, payload: bytes) -> None:
         group = failures.setdefault(key, {"count": 0, "path": path, "example": ""})
@@ -72,11 +70,7 @@ def run(examples: int, include_known: bool) -> dict[str, Any]:
         )
         @given(request=fuzz.requests)
         def one(request: Any) -> None:
-            nonlocal skipped
             (_, payload), path, content_type = request
-            if not include_known and fuzz.known_bug(payload):
-                skipped += 1
-                return
             headers = {"content-type": content_type} if content_type else {}
             try:
                 response = http.post(path, content=payload, headers=headers)
@@ -95,7 +89,6 @@ def run(examples: int, include_known: bool) -> dict[str, Any]:
         logs = router.logs()
     return {
         "statuses": dict(statuses.most_common()),
-        "skipped_known_bugs": skipped,
         "failed_properties": failures,
         "router_tracebacks": traceback_groups(logs),
     }
@@ -106,12 +99,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--examples", type=int, default=2000)
-    parser.add_argument(
-        "--include-known", action="store_true", help="also send inputs of already-known bugs"
-    )
     args = parser.parse_args()
     started = time.monotonic()
-    summary = run(args.examples, args.include_known)
+    summary = run(args.examples)
     summary = {
         "command": " ".join(["python", "scripts/fuzz.py", *sys.argv[1:]]),
         "examples": args.examples,

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import re
 import time
 from typing import Any
 
@@ -264,8 +265,8 @@ class App:
                 },
             )
         if exchange.dropped:
-            headers.append((DROPPED_HEADER, ",".join(exchange.dropped).encode()))
-        headers.append((b"x-anthropic-router-upstream-model", route.upstream_model.encode()))
+            headers.append((DROPPED_HEADER, _header_value(",".join(exchange.dropped))))
+        headers.append((b"x-anthropic-router-upstream-model", _header_value(route.upstream_model)))
         call = _Call(self.settings, route, exchange, conversion.tool_names, request)
         if client_key and self.settings.forward_client_key and not self._keys:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
@@ -318,7 +319,7 @@ class _Call:
                 "timeout_error", "upstream did not answer within REQUEST_TIMEOUT"
             ) from None
         self.exchange.mark("upstream")
-        message = to_anthropic_message(
+        message = _to_message(
             completion,
             model=self.route.client_model,
             tool_names=self.tool_names,
@@ -338,9 +339,14 @@ class _Call:
             stop_sequences=self.stop_sequences,
         )
         try:
-            upstream = await self._retrying(lambda: provider.open_stream(body, extra))
+            async with asyncio.timeout_at(self.deadline):
+                upstream = await self._retrying(lambda: provider.open_stream(body, extra))
+        except TimeoutError:
+            raise ApiError(
+                "timeout_error", "upstream did not answer within REQUEST_TIMEOUT"
+            ) from None
         except JsonAsStream as answer:
-            message = to_anthropic_message(
+            message = _to_message(
                 answer.completion, model=self.route.client_model, tool_names=self.tool_names
             )
             await self._start(send, headers)
@@ -434,6 +440,24 @@ def _refuse_thread_continuation(request: Any) -> None:
             "resend the full history",
             details={"error_code": "thread_not_found"},
         )
+
+
+def _to_message(completion: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """`to_anthropic_message`, with an upstream answer of an unexpected shape (a string where
+    an object belongs, say) reported as a 502 instead of crashing the handler."""
+    try:
+        return to_anthropic_message(completion, **kwargs)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        message = f"upstream answered with an unexpected shape ({type(exc).__name__})"
+        raise ApiError("api_error", message, status=502) from None
+
+
+_HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+def _header_value(text: str) -> bytes:
+    """Client-chosen text (model ids, field names) made safe for a response header."""
+    return _HEADER_UNSAFE.sub("?", text)[:1024].encode("ascii")
 
 
 def _cost(usage: Any) -> float | None:

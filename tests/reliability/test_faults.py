@@ -350,12 +350,6 @@ def test_connect_timeout_is_a_bounded_504(router_factory, unanswered_port, strea
     logs.assert_clean()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MINOR: providers/openai_chat.py `_Post._send` maps every TimeoutError, including "
-    "aiohttp's connect timeout, to 'upstream sent no response headers in time "
-    "(FIRST_BYTE_TIMEOUT)': the message names the wrong setting",
-)
 def test_connect_timeout_message_names_connect_timeout(router_factory, unanswered_port):
     router = router_factory(env=CONNECT_ONLY, upstream_url=f"http://127.0.0.1:{unanswered_port}")
     response, _ = post(router)
@@ -394,12 +388,6 @@ def test_stream_idle_timeout_is_an_sse_error_event(idle, upstream):
     logs.assert_clean()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: providers/openai_chat.py passes STREAM_IDLE_TIMEOUT as aiohttp's sock_read, "
-    "which also runs while waiting for the response headers: the wait for the first byte is "
-    "min(FIRST_BYTE_TIMEOUT, STREAM_IDLE_TIMEOUT), reported as FIRST_BYTE_TIMEOUT",
-)
 def test_first_byte_wait_is_not_capped_by_stream_idle_timeout(idle, upstream):
     """Headers after 2.5 s: within FIRST_BYTE_TIMEOUT (60 s), beyond STREAM_IDLE_TIMEOUT (1 s)."""
     upstream.enqueue(replies.delayed(2.5, replies.completion("slow but fine")))
@@ -407,12 +395,6 @@ def test_first_byte_wait_is_not_capped_by_stream_idle_timeout(idle, upstream):
     assert check_message(response.json())["content"][0]["text"] == "slow but fine"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: providers/openai_chat.py `_read` uses content.read(n), which returns the "
-    "bytes buffered so far, not the whole body: a JSON body that stalls mid-way is parsed "
-    "half-read and answered 502 'non-JSON body' at once instead of 504 after the idle timeout",
-)
 def test_stalled_json_body_is_an_idle_timeout(idle, upstream):
     stalled = replies.sse(
         [b'{"id": "gen-1", "choices": ', replies.pause(LONG_FAULT), b"[]}"],
@@ -451,12 +433,6 @@ def test_request_timeout_bounds_a_json_request(total, upstream):
     assert elapsed < 2 + MARGIN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: app.py `_Call.stream` runs `open_stream` (with its retries) outside any "
-    "REQUEST_TIMEOUT bound; only the relay after the headers is bounded, so a stream request "
-    "waits FIRST_BYTE_TIMEOUT per attempt (here 20 s) whatever REQUEST_TIMEOUT says (2 s)",
-)
 def test_request_timeout_bounds_a_stream_before_its_first_byte(total, upstream):
     upstream.enqueue(replies.hang(LONG_FAULT))
     try:
@@ -693,12 +669,6 @@ def test_multi_mb_sse_chunk_is_delivered_intact(strict, upstream):
     assert stream_text(events) == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: providers/openai_chat.py `_read` uses content.read(n), which returns only "
-    "what is buffered: a multi-MB JSON completion arriving in parts is parsed half-read and "
-    "answered 502 'upstream answered with a non-JSON body'",
-)
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "json-answer-to-stream"])
 def test_multi_mb_json_completion_is_delivered_intact(strict, upstream, stream):
     """4 MB of JSON in two writes 0.1 s apart, as a real network delivers it. Sent in one
@@ -716,12 +686,6 @@ def test_multi_mb_json_completion_is_delivered_intact(strict, upstream, stream):
         assert check_message(response.json())["content"][0]["text"] == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: convert/response.py assumes the shapes inside `choices`: a 200 JSON body "
-    "like {'choices': [{'message': 'x'}]} (or 'usage': 'n/a') raises AttributeError, logged "
-    "as 'unhandled error' with a traceback and answered 500 'internal error'",
-)
 @pytest.mark.parametrize(
     "body",
     [
@@ -739,12 +703,6 @@ def test_wrong_shape_json_completion_is_a_clean_502(strict, upstream, body):
     logs.assert_clean()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: convert/stream.py `_tool_call`/`_content_list` assume object shapes: a chunk "
-    "like {'delta': {'tool_calls': [{'function': 5}]}} raises AttributeError mid-stream; the "
-    "client gets a cut chunked body with no `error` event and the log a traceback",
-)
 @pytest.mark.parametrize(
     "delta",
     [

@@ -12,8 +12,9 @@ Properties, for every generated request:
   * every 200 stream is a valid Anthropic event grammar ending in message_stop;
   * the router logged no error record / traceback (checked once the run is over).
 
-Inputs that hit an already-reported bug are skipped (`known_bug`, each with a strict-xfail
-repro at the end of this file) so the property keeps hunting for new ones.
+The three defects this fuzzer found (control characters copied into response headers, a
+negative thinking budget, a numeric search_result content) are fixed; their minimal repros
+stay at the end of this file as regression tests.
 
 Default: 300 examples (part of `bash scripts/test.sh`). Long mode, run once for the report:
     FUZZ_EXAMPLES=10000 python -m pytest tests/reliability/test_fuzz.py -p no:cacheprovider \
@@ -22,16 +23,17 @@ Default: 300 examples (part of `bash scripts/test.sh`). Long mode, run once for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from reliability.shapes import (
     check_error_body,
@@ -302,87 +304,6 @@ requests = st.tuples(
 )
 
 
-# -- known bugs ---------------------------------------------------------------------------
-# Inputs that hit a bug already reported by a strict-xfail repro test below are left out of
-# the property (hypothesis `assume`), so it keeps looking for new ones. Remove an entry when
-# its bug is fixed.
-
-HEADER_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # what uvicorn refuses in a value
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _block_strings(block: Any) -> list[str]:
-    """A block's type, its source's type, and those of the items inside it."""
-    if not isinstance(block, dict):
-        return []
-    found = [str(block.get("type"))]
-    for item in [block, *_list(block.get("content"))]:
-        if isinstance(item, dict):
-            found.append(str(item.get("type")))
-            if isinstance(item.get("source"), dict):
-                found.append(str(item["source"].get("type")))
-    return found
-
-
-def _header_strings(body: Any) -> list[str]:
-    """Client strings the router copies into response headers: the model (passed through
-    when it contains "/") and, in x-anthropic-router-dropped, the names of dropped roles,
-    block, source and tool types and unknown top-level fields."""
-    if not isinstance(body, dict):
-        return []
-    found = [str(key) for key in body]
-    model = body.get("model")
-    if isinstance(model, str) and "/" in model:
-        found.append(model)
-    found.extend(
-        str(tool.get("type")) for tool in _list(body.get("tools")) if isinstance(tool, dict)
-    )
-    for message in _list(body.get("messages")):
-        if isinstance(message, dict):
-            found.append(str(message.get("role")))
-            for block in _list(message.get("content")):
-                found.extend(_block_strings(block))
-    return found
-
-
-def _dicts(value: Any) -> Iterator[dict[str, Any]]:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            yield item
-            stack.extend(item.values())
-
-
-def _bad_search_result(block: dict[str, Any]) -> bool:
-    content = block.get("content")
-    return (
-        block.get("type") == "search_result" and isinstance(content, int | float) and bool(content)
-    )
-
-
-def known_bug(payload: bytes) -> str | None:
-    try:
-        body = json.loads(payload)
-    except ValueError:
-        return None
-    if any(HEADER_UNSAFE.search(text) for text in _header_strings(body)):
-        return "control character copied into a response header"
-    if any(_bad_search_result(item) for item in _dicts(body)):
-        return "search_result block whose content is a number"
-    thinking = body.get("thinking") if isinstance(body, dict) else None
-    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
-        budget = thinking.get("budget_tokens")
-        if isinstance(budget, int) and budget < 0:
-            return "negative thinking.budget_tokens"
-    return None
-
-
 # -- the property -------------------------------------------------------------------------
 
 
@@ -398,6 +319,12 @@ def http(fuzz_router: RouterProcess) -> Iterator[httpx.Client]:
         yield client
 
 
+def _event(text: str) -> None:
+    """Hypothesis statistics; the regression tests below call `check_answer` outside `@given`."""
+    with contextlib.suppress(InvalidArgument):
+        event(text)
+
+
 def check_answer(path: str, response: httpx.Response) -> None:
     status = response.status_code
     assert status < 500, f"{status}: {response.text[:500]}"
@@ -405,21 +332,21 @@ def check_answer(path: str, response: httpx.Response) -> None:
     if status != 200:
         assert content_type.startswith("application/json"), content_type
         error = check_error_body(response.json())
-        event(f"error {status} {error['type']}")
+        _event(f"error {status} {error['type']}")
         return
     if path.endswith("count_tokens"):
         body = response.json()
         assert set(body) == {"input_tokens"}, body
         assert isinstance(body["input_tokens"], int) and body["input_tokens"] >= 0, body
-        event("200 count_tokens")
+        _event("200 count_tokens")
     elif content_type.startswith("text/event-stream"):
         failure = check_stream(parse_sse(response.text))
         assert failure is None, f"stream ended in an error with a healthy upstream: {failure}"
-        event("200 stream")
+        _event("200 stream")
     else:
         assert content_type.startswith("application/json"), content_type
         check_message(response.json())
-        event("200 message")
+        _event("200 message")
 
 
 @pytest.mark.timeout(max(120, FUZZ_EXAMPLES // 5))  # long mode: ~0.05 s per example
@@ -438,10 +365,6 @@ def check_answer(path: str, response: httpx.Response) -> None:
 @given(request=requests)
 def test_fuzzed_requests_get_anthropic_shaped_answers(http, upstream, request):
     (kind, payload), path, content_type = request
-    bug = known_bug(payload)
-    if bug:
-        event(f"skipped, known bug: {bug}")
-    assume(bug is None)
     event(f"kind {kind}")
     headers = {"content-type": content_type} if content_type else {}
     response = http.post(path, content=payload, headers=headers)
@@ -455,18 +378,11 @@ def test_fuzzing_left_no_traceback(fuzz_router):
     assert not errors, "\n".join(line[:2000] for line in errors[:5])
 
 
-# -- bugs the fuzzer found (minimal repros; the property skips these inputs, see known_bug) --
+# -- bugs the fuzzer found, now fixed: minimal repros kept as regression tests --
 
 USER_HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (found by fuzzing): app.py copies client strings into response headers "
-    "(x-anthropic-router-upstream-model, x-anthropic-router-dropped) unchecked; with a control "
-    "character uvicorn refuses the header ('Invalid HTTP header value'), the error handler then "
-    "cannot send a response either, and the client gets the connection closed with no answer",
-)
 @pytest.mark.parametrize(
     "fields",
     [
@@ -486,12 +402,6 @@ def test_control_characters_never_reach_response_headers(http, fields):
     check_answer("/v1/messages", response)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (found by fuzzing): convert/request.py `_effort_for` has no effort for a "
-    "negative thinking.budget_tokens: next() raises StopIteration, which surfaces as "
-    "'RuntimeError: coroutine raised StopIteration' -> 500 internal error with a traceback",
-)
 def test_negative_thinking_budget_is_a_400(http):
     body = {
         "model": "claude-sonnet-4-5",
@@ -503,11 +413,6 @@ def test_negative_thinking_budget_is_a_400(http):
     check_answer("/v1/messages", response)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (found by fuzzing): convert/content.py `search_result_part` iterates "
-    "`block.get('content') or []`: a number there raises TypeError -> 500 internal error",
-)
 def test_search_result_with_non_list_content_is_not_a_500(http):
     block = {"type": "search_result", "source": "s", "title": "t", "content": 5}
     body = {

@@ -140,9 +140,11 @@ def _titled(title: Any, text: str) -> str:
 
 
 def search_result_part(block: JSON, options: RequestOptions, report: Report) -> JSON | None:
+    content = block.get("content")
+    items = content if isinstance(content, list) else [{"type": "text", "text": str(content or "")}]
     texts = [
         str(item.get("text", ""))
-        for item in block.get("content") or []
+        for item in items
         if isinstance(item, dict) and item.get("type") == "text"
     ]
     header = f"[Search result: {block.get('title', '')} ({block.get('source', '')})]"

@@ -158,7 +158,7 @@ def _reasoning(request: JSON, body: JSON) -> None:
 
 
 def _effort_for(budget: int) -> str:
-    return next(effort for floor, effort in _EFFORT_BY_BUDGET if budget >= floor)
+    return next((effort for floor, effort in _EFFORT_BY_BUDGET if budget >= floor), "low")
 
 
 def _output_format(request: JSON, body: JSON) -> None:

@@ -102,18 +102,30 @@ class StreamTranslator:
         if self.done:
             return []
         events = self.start()
+        try:
+            self._feed(chunk, events)
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+            # A chunk of an unexpected shape (`"function": 5`): keep what it produced, then
+            # end with an error event rather than a cut stream.
+            error = ApiError("api_error", "upstream sent a stream chunk of unexpected shape")
+            events.extend(self.fail(error))
+        return events
+
+    def _feed(self, chunk: JSON, events: list[JSON]) -> None:
         if chunk.get("error"):
-            return events + self.fail(upstream_error(chunk["error"]))
+            events.extend(self.fail(upstream_error(chunk["error"])))
+            return
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = usage  # cumulative where sent on every chunk: keep the last
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return events
+            return
         choice = choices[0]
         finish_reason = choice.get("finish_reason")
         if finish_reason == "error":
-            return events + self.fail(upstream_error(choice.get("error") or "generation failed"))
+            events.extend(self.fail(upstream_error(choice.get("error") or "generation failed")))
+            return
         if not self._finished_choice:
             delta = choice.get("delta")
             if isinstance(delta, dict):
@@ -123,7 +135,6 @@ class StreamTranslator:
                 self._finish_reason = finish_reason
                 self._stop_sequence = matched_stop_sequence(choice, self.stop_sequences)
                 self._close(events)
-        return events
 
     def finish(self) -> list[JSON]:
         """End of the upstream stream: close the open block, then message_delta and stop."""

@@ -22,12 +22,13 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class _Stream:
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, idle_timeout: float) -> None:
         self._response = response
+        self._idle_timeout = idle_timeout
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.content.iter_any():
+            while chunk := await _read_some(self._response, self._idle_timeout):
                 yield chunk
         except TimeoutError as exc:
             message = "upstream stream went silent (STREAM_IDLE_TIMEOUT)"
@@ -68,9 +69,12 @@ class OpenAIChatProvider:
             total=None,
             connect=connect_timeout,
             sock_connect=connect_timeout,
-            sock_read=read_timeout,
+            # No sock_read: it would also bound the wait for headers (FIRST_BYTE_TIMEOUT's
+            # job); silence between body chunks is bounded per read in `_read_some`.
+            sock_read=None,
         )
         self._first_byte_timeout = first_byte_timeout
+        self._idle_timeout = read_timeout
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -92,7 +96,7 @@ class OpenAIChatProvider:
 
     async def complete(self, body: JSON, headers: Mapping[str, str]) -> JSON:
         async with self._post(body, headers) as response:
-            raw = await _read(response)
+            raw = await _read(response, self._idle_timeout)
             if response.status != 200:
                 raise error_from_response(response.status, raw, response.headers)
         return _parse_completion(raw)
@@ -101,24 +105,24 @@ class OpenAIChatProvider:
         response = await self._post(body, headers)
         if response.status != 200:
             try:
-                raw = await _read(response)
+                raw = await _read(response, self._idle_timeout)
             finally:
                 response.release()
             raise error_from_response(response.status, raw, response.headers)
         if "json" in response.headers.get("content-type", ""):
             try:
-                completion = _parse_completion(await _read(response))
+                completion = _parse_completion(await _read(response, self._idle_timeout))
             finally:
                 response.release()
             raise JsonAsStream(completion)
-        return _Stream(response)
+        return _Stream(response, self._idle_timeout)
 
     async def list_models(self) -> list[JSON]:
         try:
             async with self.session.get(self._models_url, headers=self._headers) as response:
                 if response.status != 200:
                     return []
-                data = orjson.loads(await _read(response))
+                data = orjson.loads(await _read(response, self._idle_timeout))
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ApiError):
             return []
         models = data.get("data") if isinstance(data, dict) else None
@@ -159,6 +163,9 @@ class _Post:
         try:
             async with asyncio.timeout(self._first_byte_timeout):
                 return await self._session.post(self._url, data=self._data, headers=self._headers)
+        except aiohttp.ConnectionTimeoutError as exc:
+            message = "could not connect to the upstream in time (CONNECT_TIMEOUT)"
+            raise ApiError("timeout_error", message, retryable=True) from exc
         except TimeoutError as exc:
             message = "upstream sent no response headers in time (FIRST_BYTE_TIMEOUT)"
             raise ApiError("timeout_error", message, retryable=True) from exc
@@ -179,16 +186,29 @@ class _Post:
             self._response.release()
 
 
-async def _read(response: aiohttp.ClientResponse) -> bytes:
+async def _read_some(response: aiohttp.ClientResponse, idle_timeout: float) -> bytes:
+    """The next bytes of the body (b"" at the end), waiting at most `idle_timeout`."""
+    async with asyncio.timeout(idle_timeout):
+        return await response.content.readany()
+
+
+async def _read(response: aiohttp.ClientResponse, idle_timeout: float) -> bytes:
     try:
-        body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+        # `content.read(n)` returns what is buffered so far; read to EOF, bounded.
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await _read_some(response, idle_timeout):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise ApiError("api_error", "upstream response is too large", status=502)
+            chunks.append(chunk)
+        body = b"".join(chunks)
     except TimeoutError as exc:
-        raise ApiError("timeout_error", "upstream timed out", retryable=True) from exc
+        message = "upstream went silent while sending its answer (STREAM_IDLE_TIMEOUT)"
+        raise ApiError("timeout_error", message, retryable=True) from exc
     except aiohttp.ClientError as exc:
         message = f"upstream connection lost: {type(exc).__name__}"
         raise ApiError("api_error", message, status=502, retryable=True) from exc
-    if len(body) > MAX_RESPONSE_BYTES:
-        raise ApiError("api_error", "upstream response is too large", status=502)
     return body
 
 
