@@ -353,7 +353,8 @@ class _Call:
             await send(
                 {"type": "http.response.body", "body": encode_events(message_events(message))}
             )
-            self._finish_record(message["stop_reason"], message["usage"])
+            self.exchange.stop_reason = message["stop_reason"]
+            self.exchange.usage = message["usage"]
             return
         self.exchange.mark("upstream_headers")
         await self._start(send, headers)
@@ -380,7 +381,7 @@ class _Call:
             self.exchange.error_type = translator.failed.error_type
             self.exchange.error_message = translator.failed.message
         self.exchange.dropped.extend(translator.dropped)
-        self._finish_record(translator.stop_reason, None)
+        self.exchange.stop_reason = translator.stop_reason
         if translator.usage is not None:
             self.exchange.usage = anthropic_usage(translator.usage)
             self.exchange.cost_usd = _cost(translator.usage)
@@ -422,11 +423,6 @@ class _Call:
         except ValueError as error:
             message = f"upstream stream is malformed: {error}"
             return translator.fail(ApiError("api_error", message))
-
-    def _finish_record(self, stop_reason: str | None, usage: dict[str, int] | None) -> None:
-        self.exchange.stop_reason = stop_reason
-        if usage is not None:
-            self.exchange.usage = usage
 
 
 def _refuse_thread_continuation(request: Any) -> None:

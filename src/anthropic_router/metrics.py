@@ -137,8 +137,3 @@ def exposition() -> tuple[bytes, str]:
         _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
-
-
-def mark_process_dead(pid: int) -> None:
-    if MULTIPROCESS:
-        _multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

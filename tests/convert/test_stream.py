@@ -15,8 +15,7 @@ import pytest
 from anthropic_router.convert.sse import SSEDecoder
 from anthropic_router.convert.stream import StreamTranslator, message_events
 from anthropic_router.errors import ApiError
-
-from .grammar import accumulate, check_grammar
+from support.grammar import accumulate, check_grammar
 
 JSON = dict[str, Any]
 

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from anthropic_router.convert.sse import SSEDecoder
 from anthropic_router.convert.stream import StreamTranslator
-
-from .grammar import accumulate, check_grammar
+from support.grammar import accumulate, check_grammar
 
 JSON = dict[str, Any]
 

@@ -6,36 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from support.grammar import DELTAS_BY_BLOCK, ERROR_TYPES, STOP_REASONS, check_grammar
+
 JSON = dict[str, Any]
 
-ERROR_TYPES = {
-    "invalid_request_error",
-    "authentication_error",
-    "billing_error",
-    "permission_error",
-    "not_found_error",
-    "request_too_large",
-    "rate_limit_error",
-    "api_error",
-    "timeout_error",
-    "overloaded_error",
-}
-STOP_REASONS = {
-    "end_turn",
-    "max_tokens",
-    "stop_sequence",
-    "tool_use",
-    "pause_turn",
-    "refusal",
-    "model_context_window_exceeded",
-}
-BLOCK_TYPES = {"text", "thinking", "redacted_thinking", "tool_use"}
-DELTAS_BY_BLOCK = {
-    "text": {"text_delta", "citations_delta"},
-    "thinking": {"thinking_delta", "signature_delta"},
-    "tool_use": {"input_json_delta"},
-    "redacted_thinking": set(),
-}
+BLOCK_TYPES = set(DELTAS_BY_BLOCK)
 USAGE_KEYS = ("input_tokens", "output_tokens")
 
 
@@ -107,47 +82,11 @@ def parse_sse(text: str) -> list[JSON]:
 
 
 def check_stream(events: list[JSON]) -> JSON | None:
-    """message_start, blocks with dense indices (one open at a time, deltas of its kind), then
-    message_delta + message_stop, or an `error` event once blocks are closed; nothing after.
-    Returns the error object when the stream ended with one."""
-    assert events and events[0].get("type") == "message_start", events[:1]
-    start = events[0]["message"]
-    assert start.get("type") == "message" and start.get("role") == "assistant", start
-    assert start.get("content") == [] and isinstance(start.get("usage"), dict), start
-    next_index, open_block, state, failure = 0, None, "blocks", None
-    for event in events[1:]:
-        kind = event["type"]
-        assert state != "ended", f"{event} after the end of the stream"
-        if kind == "ping":
-            continue
-        if kind == "content_block_start":
-            assert state == "blocks" and open_block is None, event
-            assert event["index"] == next_index, event
-            assert event["content_block"]["type"] in BLOCK_TYPES, event
-            open_block = (next_index, event["content_block"]["type"])
-            next_index += 1
-        elif kind == "content_block_delta":
-            assert open_block is not None and event["index"] == open_block[0], event
-            assert event["delta"]["type"] in DELTAS_BY_BLOCK[open_block[1]], event
-        elif kind == "content_block_stop":
-            assert open_block is not None and event["index"] == open_block[0], event
-            open_block = None
-        elif kind == "message_delta":
-            assert state == "blocks" and open_block is None, event
-            assert event["delta"]["stop_reason"] in STOP_REASONS, event
-            assert _count(event["usage"]["output_tokens"]), event
-            state = "delta"
-        elif kind == "message_stop":
-            assert state == "delta", event
-            state = "ended"
-        elif kind == "error":
-            assert state == "blocks" and open_block is None, event
-            failure = check_error_body(event)
-            state = "ended"
-        else:
-            raise AssertionError(f"unknown event {event}")
-    assert state == "ended", "the stream ended without message_stop or an error event"
-    return failure
+    """The full Anthropic stream grammar (`support.grammar.check_grammar`); returns the error
+    object when the stream ended with an `error` event."""
+    check_grammar(events)
+    last = events[-1]
+    return check_error_body(last) if last["type"] == "error" else None
 
 
 def stream_text(events: list[JSON]) -> str:
