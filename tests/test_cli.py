@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from support.router import SRC_DIR
 
 SECRET = "sk-or-v1-" + "0f" * 32  # built at run time; never a real key
@@ -48,10 +50,91 @@ def test_bad_settings_stop_start_up_naming_the_variable(tmp_path):
     assert "OPENROUTER_MIN_P" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_backends_not_yet_available_fail_clearly(tmp_path):
-    result = _run(["serve"], {"PROXY_BACKEND": "azure_databricks"}, tmp_path)
+@pytest.mark.parametrize(
+    ("env", "backend", "why"),
+    [
+        ({}, "OPENROUTER", "OPENROUTER is the default"),
+        ({"OPENROUTER_API_KEY": SECRET}, "OPENROUTER", "OPENROUTER_API_KEY is set"),
+        (
+            {"DATABRICKS_HOST": "adb-1.2.azuredatabricks.net", "DATABRICKS_PAT": "dapi-x"},
+            "AZURE_DATABRICKS",
+            "only Databricks credentials",
+        ),
+        (
+            {"DATABRICKS_HOST": "h", "DATABRICKS_TOKEN": "dapi-x", "OPENROUTER_API_KEY": SECRET},
+            "OPENROUTER",
+            "OPENROUTER_API_KEY is set",
+        ),
+        (
+            {"OPENAI_COMPATIBLE_BASE_URL": "http://127.0.0.1:11434/v1", "BIG_MODEL": "llama3"},
+            "OPENAI_COMPATIBLE",
+            "only OPENAI_COMPATIBLE_BASE_URL is set",
+        ),
+        (
+            {"PROXY_BACKEND": "litellm_openrouter", "DATABRICKS_HOST": "h", "DATABRICKS_PAT": "p"},
+            "LITELLM_OPENROUTER",
+            "PROXY_BACKEND=LITELLM_OPENROUTER",
+        ),
+    ],
+)
+def test_backend_detection_is_printed_with_its_reason(tmp_path, env, backend, why):
+    result = _run(["check-config"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["proxy_backend"] == backend
+    assert why in config["backend_reason"]
+    assert "dapi-x" not in result.stdout
+
+
+def test_databricks_defaults_host_scheme_and_native_routes(tmp_path):
+    env = {"DATABRICKS_HOST": "adb-1.2.azuredatabricks.net/", "DATABRICKS_PAT": "dapi-secret"}
+    config = json.loads(_run(["check-config"], env, tmp_path).stdout)
+    assert config["databricks_host"] == "https://adb-1.2.azuredatabricks.net"
+    assert config["databricks_pat"] == "<set>"
+    assert config["big_model"] == "databricks-claude-sonnet-4-5"
+    assert config["routes"]["claude-haiku-4-5"] == [
+        "databricks:databricks-claude-haiku-4-5 (anthropic)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PROXY_BACKEND": "azure_databricks"}, "needs DATABRICKS_HOST and DATABRICKS_PAT"),
+        ({"PROXY_BACKEND": "openai_compatible"}, "needs OPENAI_COMPATIBLE_BASE_URL"),
+        (
+            {"PROXY_BACKEND": "openai_compatible", "OPENAI_COMPATIBLE_BASE_URL": "http://x"},
+            "needs BIG_MODEL",
+        ),
+        (
+            {"DATABRICKS_HOST": "h", "DATABRICKS_CLIENT_ID": "id"},
+            "DATABRICKS_CLIENT_SECRET is not",
+        ),
+        ({"PROXY_BACKEND": "bedrock"}, "PROXY_BACKEND"),
+    ],
+)
+def test_incomplete_backend_settings_stop_start_up(tmp_path, env, message):
+    result = _run(["serve"], env, tmp_path)
     assert result.returncode == 2
-    assert "PROXY_BACKEND=AZURE_DATABRICKS is not available" in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_routing_file_backend_without_credentials_stops_start_up(tmp_path):
+    (tmp_path / "routes.yaml").write_text(
+        "routes:\n  claude-haiku-*:\n    backend: databricks\n    model: databricks-llama\n"
+    )
+    result = _run(["serve"], {"MODEL_MAP_FILE": "routes.yaml"}, tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "DATABRICKS_HOST" in result.stderr
+
+
+def test_routing_file_errors_name_the_entry(tmp_path):
+    (tmp_path / "routes.yaml").write_text(
+        "routes:\n  claude-*:\n    model: m\n    capabilities: {vision: maybe}\n"
+    )
+    result = _run(["check-config"], {"MODEL_MAP_FILE": "routes.yaml"}, tmp_path)
+    assert result.returncode == 2
+    assert "MODEL_MAP_FILE" in result.stderr and "'vision' must be true or false" in result.stderr
 
 
 def test_bad_model_map_file_is_reported(tmp_path):

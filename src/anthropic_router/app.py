@@ -17,6 +17,11 @@ from typing import Any
 from anthropic_router import __version__
 from anthropic_router.config import Settings
 from anthropic_router.convert.common import anthropic_usage
+from anthropic_router.convert.passthrough import (
+    AnthropicRelay,
+    passthrough_message,
+    to_anthropic_request,
+)
 from anthropic_router.convert.request import to_openai_request
 from anthropic_router.convert.response import to_anthropic_message
 from anthropic_router.convert.sse import SSEDecoder, encode_events
@@ -42,11 +47,9 @@ from anthropic_router.observability import (
     log_exchange,
     new_request_id,
 )
-from anthropic_router.providers import openrouter
-from anthropic_router.providers.base import ChatProvider
 from anthropic_router.providers.openai_chat import JsonAsStream
 from anthropic_router.providers.retry import with_retries
-from anthropic_router.routing import Route, Router
+from anthropic_router.routing import Route, Router, Target
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
 
@@ -58,10 +61,10 @@ DROPPED_HEADER = b"x-anthropic-router-dropped"
 class App:
     """`create_app(settings)` builds one; uvicorn calls it per request."""
 
-    def __init__(self, settings: Settings, provider: ChatProvider | None = None) -> None:
+    def __init__(self, settings: Settings, router: Router | None = None) -> None:
         self.settings = settings
-        self.provider = provider or openrouter.build(settings)
-        self.router = Router(settings, self.provider)
+        self.router = router or Router(settings)
+        self.provider = self.router.default_provider
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -71,7 +74,7 @@ class App:
             self._metrics: Any = metrics
             metrics.set_info(
                 __version__,
-                settings.proxy_backend.value,
+                settings.backend.value,
                 {
                     "multi_modal": settings.multi_modal_enable,
                     "openrouter_extensions": settings.openrouter_extensions_enable,
@@ -91,12 +94,14 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.provider.open()
+                for provider in self.router.providers():
+                    provider.open()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
-                await self.provider.aclose()
+                for provider in self.router.providers():
+                    await provider.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -155,7 +160,7 @@ class App:
             raise not_found(f"no route for {method} {scope['path']}")
         client_key = self._authenticate(scope, exchange)
         if path == "/v1/messages" and method == "POST":
-            await self._messages(receive, send, exchange, headers, client_key)
+            await self._messages(receive, send, exchange, headers, client_key, scope)
         elif path == "/v1/messages/count_tokens" and method == "POST":
             await self._count_tokens(receive, send, exchange, headers)
         elif path == "/v1/models" and method == "GET":
@@ -174,7 +179,7 @@ class App:
     async def _status(
         self, send: Send, method: str, path: str, headers: list[tuple[bytes, bytes]]
     ) -> None:
-        ok = path != "/ready" or (self.ready and self.provider.is_open)
+        ok = path != "/ready" or (self.ready and all(p.is_open for p in self.router.providers()))
         body = {
             "status": "ok" if ok else "starting",
             "service": "anthropic-router",
@@ -230,13 +235,14 @@ class App:
         exchange: Exchange,
         headers: list[tuple[bytes, bytes]],
         client_key: str | None,
+        scope: Scope,
     ) -> None:
         if self._active >= self.settings.max_concurrent_requests:
             # Shed load at once rather than queue without bound; clients retry 529s.
             raise ApiError("overloaded_error", "too many concurrent requests", retry_after="1")
         self._active += 1
         try:
-            await self._messages_within_limit(receive, send, exchange, headers, client_key)
+            await self._messages_within_limit(receive, send, exchange, headers, client_key, scope)
         finally:
             self._active -= 1
 
@@ -247,56 +253,100 @@ class App:
         exchange: Exchange,
         headers: list[tuple[bytes, bytes]],
         client_key: str | None,
+        scope: Scope,
     ) -> None:
         request = await self._read_request(receive, exchange)
         _refuse_thread_continuation(request)
         route = self.router.resolve(request["model"])
-        exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
-        exchange.route_reason, exchange.backend = route.reason, route.provider.name
+        exchange.client_model, exchange.route_reason = route.client_model, route.reason
         exchange.stream = bool(request.get("stream"))
-        conversion = to_openai_request(dict(request), route.options)
-        exchange.mark("convert")
-        exchange.dropped = conversion.report.dropped_names
-        if conversion.report.notes:
-            log.warning(
-                "conversion degraded",
-                extra={
-                    "fields": {"request_id": exchange.request_id, "notes": conversion.report.notes}
-                },
-            )
-        if exchange.dropped:
-            headers.append((DROPPED_HEADER, _header_value(",".join(exchange.dropped))))
-        headers.append((b"x-anthropic-router-upstream-model", _header_value(route.upstream_model)))
-        call = _Call(self.settings, route, exchange, conversion.tool_names, request)
+        call = _Call(self.settings, route, exchange, request, _anthropic_headers(scope))
         if client_key and self.settings.forward_client_key and not self._keys:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
             call.upstream_headers["Authorization"] = f"Bearer {client_key}"
-        work = (
-            call.stream(conversion.body, send, headers)
-            if exchange.stream
-            else call.complete(conversion.body, send, headers)
-        )
-        await _until_disconnect(work, receive)
+        await _until_disconnect(call.run(send, headers), receive)
+
+
+class _Prepared:
+    """One target's upstream body and what the way back needs."""
+
+    __slots__ = ("body", "dropped", "notes", "tool_names")
+
+    def __init__(self, body: Any, dropped: list[str], notes: list[str], tool_names: Any) -> None:
+        self.body, self.dropped, self.notes, self.tool_names = body, dropped, notes, tool_names
 
 
 class _Call:
-    """One upstream exchange for /v1/messages: retries, conversion back, sending."""
+    """One /v1/messages exchange: each target in turn (retries within a target, fallback to
+    the next while nothing reached the client), conversion back, sending."""
 
     def __init__(
         self,
         settings: Settings,
         route: Route,
         exchange: Exchange,
-        tool_names: dict[str, str],
         request: Any,
+        client_headers: dict[str, str],
     ) -> None:
         self.settings = settings
         self.route = route
         self.exchange = exchange
-        self.tool_names = tool_names
+        self.request = request
         self.stop_sequences = list(request.get("stop_sequences") or [])
         self.deadline = time.monotonic() + settings.request_timeout
         self.upstream_headers = {"x-request-id": exchange.request_id}
+        self.client_headers = client_headers
+        self.failures: list[str] = []
+
+    async def run(self, send: Send, headers: list[Any]) -> None:
+        targets = self.route.targets
+        for position, target in enumerate(targets):
+            self.exchange.upstream_model, self.exchange.backend = (
+                target.upstream_model,
+                target.backend,
+            )
+            prepared = self._prepare(target)
+            try:
+                await self._serve(target, prepared, send, headers)
+                return
+            except ApiError as error:
+                last = position == len(targets) - 1
+                if last or not error.retryable or time.monotonic() >= self.deadline:
+                    raise
+                self._fell_back(target, error)
+
+    def _prepare(self, target: Target) -> _Prepared:
+        if target.wire == "anthropic":
+            body, report = to_anthropic_request(dict(self.request), target.options)
+            return _Prepared(body, report.dropped_names, report.notes, {})
+        conversion = to_openai_request(dict(self.request), target.options)
+        report = conversion.report
+        return _Prepared(conversion.body, report.dropped_names, report.notes, conversion.tool_names)
+
+    def _fell_back(self, target: Target, error: ApiError) -> None:
+        self.failures.append(f"{target.backend}:{target.upstream_model} ({error.error_type})")
+        self.exchange.fallback = " -> ".join(self.failures)
+        fields = {"request_id": self.exchange.request_id, "failed": self.failures[-1]}
+        log.warning("falling back to the next target", extra={"fields": {**fields}})
+
+    def _served(self, target: Target, prepared: _Prepared, headers: list[Any]) -> list[Any]:
+        """Record which target served; the response headers say so too."""
+        exchange = self.exchange
+        exchange.upstream_model, exchange.backend = target.upstream_model, target.backend
+        exchange.dropped = list(prepared.dropped)
+        if prepared.notes:
+            fields = {"request_id": exchange.request_id, "notes": prepared.notes}
+            log.warning("conversion degraded", extra={"fields": fields})
+        served = [
+            *headers,
+            (b"x-anthropic-router-upstream-model", _header_value(target.upstream_model)),
+            (b"x-anthropic-router-backend", target.backend.encode()),
+        ]
+        if exchange.dropped:
+            served.append((DROPPED_HEADER, _header_value(",".join(exchange.dropped))))
+        if self.failures:
+            served.append((b"x-anthropic-router-fallback", _header_value(exchange.fallback or "")))
+        return served
 
     def _on_retry(self, error: ApiError) -> None:
         self.exchange.retries += 1
@@ -309,35 +359,53 @@ class _Call:
             on_retry=self._on_retry,
         )
 
-    async def complete(self, body: dict[str, Any], send: Send, headers: list[Any]) -> None:
-        provider, extra = self.route.provider, self.upstream_headers
+    def _extra_headers(self, target: Target) -> dict[str, str]:
+        if target.wire == "anthropic":
+            return {**self.client_headers, **self.upstream_headers}
+        return self.upstream_headers
+
+    async def _serve(
+        self, target: Target, prepared: _Prepared, send: Send, headers: list[Any]
+    ) -> None:
+        self.exchange.mark("convert")
+        if self.exchange.stream:
+            await self._stream(target, prepared, send, headers)
+        else:
+            await self._complete(target, prepared, send, headers)
+
+    async def _complete(
+        self, target: Target, prepared: _Prepared, send: Send, headers: list[Any]
+    ) -> None:
+        provider, body, extra = target.provider, prepared.body, self._extra_headers(target)
         try:
-            async with asyncio.timeout(self.settings.request_timeout):
+            async with asyncio.timeout_at(self.deadline):
                 completion = await self._retrying(lambda: provider.complete(body, extra))
         except TimeoutError:
             raise ApiError(
                 "timeout_error", "upstream did not answer within REQUEST_TIMEOUT"
             ) from None
         self.exchange.mark("upstream")
-        message = _to_message(
-            completion,
-            model=self.route.client_model,
-            tool_names=self.tool_names,
-            stop_sequences=self.stop_sequences,
-        )
+        message = self._message(target, prepared, completion)
         self.exchange.stop_reason = message["stop_reason"]
         self.exchange.usage = message["usage"]
         self.exchange.cost_usd = _cost(completion.get("usage"))
-        await send_json(send, 200, message, headers)
+        await send_json(send, 200, message, self._served(target, prepared, headers))
         self.exchange.status = 200
 
-    async def stream(self, body: dict[str, Any], send: Send, headers: list[Any]) -> None:
-        provider, extra = self.route.provider, self.upstream_headers
-        translator = StreamTranslator(
+    def _message(self, target: Target, prepared: _Prepared, completion: Any) -> dict[str, Any]:
+        if target.wire == "anthropic":
+            return passthrough_message(completion, self.route.client_model)
+        return _to_message(
+            completion,
             model=self.route.client_model,
-            tool_names=self.tool_names,
+            tool_names=prepared.tool_names,
             stop_sequences=self.stop_sequences,
         )
+
+    async def _stream(
+        self, target: Target, prepared: _Prepared, send: Send, headers: list[Any]
+    ) -> None:
+        provider, body, extra = target.provider, prepared.body, self._extra_headers(target)
         try:
             async with asyncio.timeout_at(self.deadline):
                 upstream = await self._retrying(lambda: provider.open_stream(body, extra))
@@ -346,10 +414,8 @@ class _Call:
                 "timeout_error", "upstream did not answer within REQUEST_TIMEOUT"
             ) from None
         except JsonAsStream as answer:
-            message = _to_message(
-                answer.completion, model=self.route.client_model, tool_names=self.tool_names
-            )
-            await self._start(send, headers)
+            message = self._message(target, prepared, answer.completion)
+            await self._start(send, self._served(target, prepared, headers))
             await send(
                 {"type": "http.response.body", "body": encode_events(message_events(message))}
             )
@@ -357,7 +423,16 @@ class _Call:
             self.exchange.usage = message["usage"]
             return
         self.exchange.mark("upstream_headers")
-        await self._start(send, headers)
+        await self._start(send, self._served(target, prepared, headers))
+        translator: Any
+        if target.wire == "anthropic":
+            translator = AnthropicRelay(model=self.route.client_model)
+        else:
+            translator = StreamTranslator(
+                model=self.route.client_model,
+                tool_names=prepared.tool_names,
+                stop_sequences=self.stop_sequences,
+            )
         try:
             await self._pump(upstream, translator, send)
         finally:
@@ -369,7 +444,7 @@ class _Call:
             {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]}
         )
 
-    async def _pump(self, upstream: Any, translator: StreamTranslator, send: Send) -> None:
+    async def _pump(self, upstream: Any, translator: Any, send: Send) -> None:
         await _send_more(send, encode_events(translator.start()))
         pinger = asyncio.ensure_future(_keep_alive(send, self.settings.stream_ping_interval))
         try:
@@ -382,13 +457,13 @@ class _Call:
             self.exchange.error_message = translator.failed.message
         self.exchange.dropped.extend(translator.dropped)
         self.exchange.stop_reason = translator.stop_reason
-        if translator.usage is not None:
+        if isinstance(translator, AnthropicRelay):
+            self.exchange.usage = translator.anthropic_usage or None
+        elif translator.usage is not None:
             self.exchange.usage = anthropic_usage(translator.usage)
             self.exchange.cost_usd = _cost(translator.usage)
 
-    async def _relay(
-        self, upstream: Any, translator: StreamTranslator, send: Send
-    ) -> list[dict[str, Any]]:
+    async def _relay(self, upstream: Any, translator: Any, send: Send) -> list[dict[str, Any]]:
         """Relay translated events as chunks arrive; return the closing events."""
         decoder = SSEDecoder()
         try:
@@ -396,10 +471,10 @@ class _Call:
                 return await self._relay_chunks(upstream, translator, send, decoder)
         except TimeoutError:
             message = "the stream exceeded REQUEST_TIMEOUT"
-            return translator.fail(ApiError("timeout_error", message))
+            return list(translator.fail(ApiError("timeout_error", message)))
 
     async def _relay_chunks(
-        self, upstream: Any, translator: StreamTranslator, send: Send, decoder: SSEDecoder
+        self, upstream: Any, translator: Any, send: Send, decoder: SSEDecoder
     ) -> list[dict[str, Any]]:
         first = True
         try:
@@ -417,12 +492,25 @@ class _Call:
             events = []
             for payload in decoder.flush():
                 events.extend(translator.feed_data(payload))
-            return events + translator.end_of_input()
+            return events + list(translator.end_of_input())
         except ApiError as error:
-            return translator.fail(error)
+            return list(translator.fail(error))
         except ValueError as error:
             message = f"upstream stream is malformed: {error}"
-            return translator.fail(ApiError("api_error", message))
+            return list(translator.fail(ApiError("api_error", message)))
+
+
+# Client headers an Anthropic-speaking upstream needs to see (beta features, API version).
+_PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
+
+
+def _anthropic_headers(scope: Scope) -> dict[str, str]:
+    found = {}
+    for name in _PASSED_HEADERS:
+        value = header(scope, name)
+        if value:
+            found[name.decode()] = value
+    return found
 
 
 def _refuse_thread_continuation(request: Any) -> None:

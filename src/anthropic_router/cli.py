@@ -9,30 +9,29 @@ import math
 import os
 import sys
 import tempfile
+from typing import Any
 
 from pydantic import ValidationError
 
 from anthropic_router import __version__
 from anthropic_router.config import Settings
-from anthropic_router.providers import openrouter
-from anthropic_router.routing import ModelMapError, Router
+from anthropic_router.errors import ConfigError
+from anthropic_router.routing import Router
 
 
-def _settings() -> Settings | None:
+def _settings() -> tuple[Settings, Router] | None:
+    """Settings and the router built from them (routing file read, every provider a route
+    needs built): any problem is printed naming what to fix, and None returned."""
     try:
         settings = Settings()
-        if settings.model_map_file is not None:
-            from anthropic_router.routing import load_model_map
-
-            load_model_map(settings.model_map_file)
-        return settings
+        return settings, Router(settings)
     except ValidationError as exc:
         print("anthropic-router: invalid configuration:", file=sys.stderr)
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
             message = error["msg"].removeprefix("Value error, ")
             print(f"  {name}: {message}", file=sys.stderr)
-    except ModelMapError as exc:
+    except ConfigError as exc:
         print(f"anthropic-router: invalid configuration: {exc}", file=sys.stderr)
     return None
 
@@ -45,22 +44,36 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PORT"] = str(args.port)
     if args.workers:
         os.environ["WORKERS"] = str(args.workers)
-    settings = _settings()
-    if settings is None:
+    loaded = _settings()
+    if loaded is None:
         return 2
+    settings = loaded[0]
     import uvicorn
 
+    from anthropic_router.app import App
     from anthropic_router.observability import configure_logging
 
-    configure_logging(settings.log_level, settings.json_logs)
+    configure_logging(
+        settings.log_level,
+        settings.json_logs,
+        settings.log_file,
+        settings.log_file_max_bytes,
+        settings.log_file_backups,
+    )
+    log = logging.getLogger("anthropic_router")
+    log.info("backend %s: %s", settings.backend.value, settings.backend_reason)
     for warning in settings.warnings():
-        logging.getLogger("anthropic_router").warning(warning)
-    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker writes its metrics to files here; /metrics in any worker sums them.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="anthropic-router-")
+        log.warning(warning)
+    app: Any = "anthropic_router.app:create_app_from_env"
+    if settings.workers > 1:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker writes its metrics to files here; /metrics in any worker sums them.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="anthropic-router-")
+    else:
+        app = App(settings, loaded[1])  # one process: reuse the router built to check it
     uvicorn.run(
-        "anthropic_router.app:create_app_from_env",
-        factory=True,
+        app,
+        factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
@@ -76,14 +89,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(_: argparse.Namespace) -> int:
-    settings = _settings()
-    if settings is None:
+    loaded = _settings()
+    if loaded is None:
         return 2
+    settings, router = loaded
     view = settings.public_view()
-    router = Router(settings, provider=openrouter.build(settings))
     view["model_mapping"] = {
         name: router.resolve(name).upstream_model
         for name in ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-8")
+    }
+    view["routes"] = {
+        name: [f"{t.backend}:{t.upstream_model} ({t.wire})" for t in router.resolve(name).targets]
+        for name in [*router.aliases, "claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-8"]
     }
     view["warnings"] = settings.warnings()
     print(json.dumps(view, indent=2, sort_keys=True))

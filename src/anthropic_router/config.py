@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -19,12 +19,16 @@ class ProxyBackend(StrEnum):
     OPENROUTER = "OPENROUTER"
     AZURE_DATABRICKS = "AZURE_DATABRICKS"
     LITELLM_OPENROUTER = "LITELLM_OPENROUTER"
+    OPENAI_COMPATIBLE = "OPENAI_COMPATIBLE"
 
 
-SUPPORTED_BACKENDS = {ProxyBackend.OPENROUTER}
-
-DEFAULT_BIG_MODEL = "anthropic/claude-sonnet-4.5"
-DEFAULT_SMALL_MODEL = "anthropic/claude-haiku-4.5"
+# Tier defaults per backend: (BIG_MODEL, SMALL_MODEL). Databricks models are endpoint names.
+DEFAULT_MODELS = {
+    ProxyBackend.OPENROUTER: ("anthropic/claude-sonnet-4.5", "anthropic/claude-haiku-4.5"),
+    ProxyBackend.LITELLM_OPENROUTER: ("anthropic/claude-sonnet-4.5", "anthropic/claude-haiku-4.5"),
+    ProxyBackend.AZURE_DATABRICKS: ("databricks-claude-sonnet-4-5", "databricks-claude-haiku-4-5"),
+}
+DEFAULT_BIG_MODEL, DEFAULT_SMALL_MODEL = DEFAULT_MODELS[ProxyBackend.OPENROUTER]
 
 
 def _split_csv(value: Any) -> Any:
@@ -40,22 +44,42 @@ class Settings(BaseSettings):
     """Every setting of the server. Secrets are `SecretStr` so they never print."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
     )
 
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)
 
-    proxy_backend: ProxyBackend = ProxyBackend.OPENROUTER
+    # Unset: detected from the credentials present (see `detect_backend`).
+    proxy_backend: ProxyBackend | None = None
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
     openrouter_http_referer: str | None = None
     openrouter_app_title: str | None = "anthropic-router"
 
-    big_model: str = DEFAULT_BIG_MODEL
+    # Azure Databricks model serving: a PAT, or OAuth machine-to-machine credentials.
+    databricks_host: str | None = None
+    databricks_pat: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DATABRICKS_PAT", "DATABRICKS_TOKEN")
+    )
+    databricks_client_id: str | None = None
+    databricks_client_secret: SecretStr | None = None
+    # Claude endpoints take the Anthropic request untranslated on Databricks' native route.
+    databricks_native_anthropic: bool = True
+
+    # Any OpenAI chat-completions server (Ollama, vLLM, llama.cpp, LM Studio).
+    openai_compatible_base_url: str | None = None
+    openai_compatible_api_key: SecretStr | None = None
+
+    # Tiers: empty means the backend's default (DEFAULT_MODELS); SMALL falls back to BIG.
+    big_model: str = ""
     middle_model: str | None = None
-    small_model: str = DEFAULT_SMALL_MODEL
+    small_model: str = ""
     model_map_file: Path | None = None
 
     # Seed phase 2: OpenRouter extensions, added to every upstream request when set.
@@ -106,6 +130,8 @@ class Settings(BaseSettings):
     log_bodies: bool = False
     metrics_enable: bool = True
 
+    _backend_reason: str = PrivateAttr("PROXY_BACKEND")
+
     @field_validator(
         "openrouter_models", "openrouter_transforms", "supported_image_formats", mode="before"
     )
@@ -123,10 +149,19 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("openrouter_base_url")
+    @field_validator("openrouter_base_url", "openai_compatible_base_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("databricks_host")
+    @classmethod
+    def _databricks_url(cls, value: str | None) -> str | None:
+        """`adb-123.4.azuredatabricks.net` means https; an explicit scheme is kept."""
+        if not value or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        return value if "://" in value else f"https://{value}"
 
     @model_validator(mode="after")
     def _check_backend(self) -> Settings:
@@ -134,12 +169,42 @@ class Settings(BaseSettings):
             raise ValueError(
                 "FORWARD_CLIENT_KEY=true needs OPENROUTER_API_KEY and PROXY_API_KEY unset"
             )
-        if self.proxy_backend not in SUPPORTED_BACKENDS:
+        backend, reason = detect_backend(self)
+        self.proxy_backend = backend
+        self._backend_reason = reason
+        if self.databricks_client_id and self.databricks_client_secret is None:
+            raise ValueError("DATABRICKS_CLIENT_ID is set but DATABRICKS_CLIENT_SECRET is not")
+        if backend is ProxyBackend.AZURE_DATABRICKS and not self.databricks_configured:
             raise ValueError(
-                f"PROXY_BACKEND={self.proxy_backend.value} is not available in this version; "
-                "use PROXY_BACKEND=OPENROUTER"
+                "PROXY_BACKEND=AZURE_DATABRICKS needs DATABRICKS_HOST and DATABRICKS_PAT "
+                "(or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET)"
             )
+        if backend is ProxyBackend.OPENAI_COMPATIBLE:
+            if not self.openai_compatible_base_url:
+                raise ValueError("PROXY_BACKEND=OPENAI_COMPATIBLE needs OPENAI_COMPATIBLE_BASE_URL")
+            if not self.big_model:
+                raise ValueError(
+                    "PROXY_BACKEND=OPENAI_COMPATIBLE needs BIG_MODEL (a model the server has)"
+                )
+        default_big, default_small = DEFAULT_MODELS.get(backend, (self.big_model, ""))
+        self.big_model = self.big_model or default_big
+        self.small_model = self.small_model or default_small or self.big_model
         return self
+
+    @property
+    def backend(self) -> ProxyBackend:
+        """The effective backend (PROXY_BACKEND, or what detection chose)."""
+        return self.proxy_backend or ProxyBackend.OPENROUTER
+
+    @property
+    def backend_reason(self) -> str:
+        return self._backend_reason
+
+    @property
+    def databricks_configured(self) -> bool:
+        return bool(self.databricks_host) and (
+            self.databricks_pat is not None or self.databricks_client_id is not None
+        )
 
     @property
     def client_keys(self) -> list[bytes]:
@@ -155,7 +220,8 @@ class Settings(BaseSettings):
     def warnings(self) -> list[str]:
         """Settings that start but will likely fail at request time."""
         found = []
-        if self.openrouter_api_key is None and not self.forward_client_key:
+        uses_openrouter = self.backend in (ProxyBackend.OPENROUTER, ProxyBackend.LITELLM_OPENROUTER)
+        if uses_openrouter and self.openrouter_api_key is None and not self.forward_client_key:
             found.append("OPENROUTER_API_KEY is not set: OpenRouter will answer 401")
         if self.host not in ("127.0.0.1", "localhost", "::1") and self.proxy_api_key is None:
             found.append(
@@ -166,7 +232,35 @@ class Settings(BaseSettings):
     def public_view(self) -> dict[str, Any]:
         """The effective configuration with every secret replaced by whether it is set."""
         data = self.model_dump(mode="json")
-        for name in ("openrouter_api_key", "proxy_api_key"):
+        for name in _SECRETS:
             data[name] = "<set>" if getattr(self, name) is not None else None
         data["middle_model"] = self.effective_middle_model
+        data["proxy_backend"] = self.backend.value
+        data["backend_reason"] = self.backend_reason
         return data
+
+
+_SECRETS = (
+    "openrouter_api_key", "proxy_api_key", "databricks_pat", "databricks_client_secret",
+    "openai_compatible_api_key",
+)  # fmt: skip
+
+
+def detect_backend(settings: Settings) -> tuple[ProxyBackend, str]:
+    """PROXY_BACKEND when set; else the seed's backward-compatible detection from which
+    credentials are present; else OPENROUTER. Returns the backend and why it was chosen."""
+    if settings.proxy_backend is not None:
+        return settings.proxy_backend, f"PROXY_BACKEND={settings.proxy_backend.value}"
+    if settings.openrouter_api_key is not None or settings.forward_client_key:
+        return ProxyBackend.OPENROUTER, "PROXY_BACKEND unset; OPENROUTER_API_KEY is set"
+    if settings.databricks_configured:
+        return (
+            ProxyBackend.AZURE_DATABRICKS,
+            "PROXY_BACKEND unset; only Databricks credentials (DATABRICKS_HOST) are set",
+        )
+    if settings.openai_compatible_base_url:
+        return (
+            ProxyBackend.OPENAI_COMPATIBLE,
+            "PROXY_BACKEND unset; only OPENAI_COMPATIBLE_BASE_URL is set",
+        )
+    return ProxyBackend.OPENROUTER, "PROXY_BACKEND unset; OPENROUTER is the default"

@@ -62,3 +62,8 @@ def invalid_request(message: str) -> ApiError:
 
 def not_found(message: str) -> ApiError:
     return ApiError("not_found_error", message)
+
+
+class ConfigError(ValueError):
+    """A setting or routing entry that cannot work (a missing credential or extra): raised at
+    start-up, printed by the CLI naming what to fix."""

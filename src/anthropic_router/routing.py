@@ -1,52 +1,180 @@
-"""Client model name -> Route: which provider, which upstream model, which capabilities."""
+"""Client model name -> Route: an ordered list of targets (backend, upstream model, profile).
+
+The first target serves; the others are fallbacks tried when it fails before any byte reached
+the client. The routing file (`MODEL_MAP_FILE`) is described in docs/08-backends-and-routing.md.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from anthropic_router.config import Settings
+from anthropic_router.config import ProxyBackend, Settings
 from anthropic_router.convert.options import RequestOptions
+from anthropic_router.convert.profiles import check_overrides, profile_for
+from anthropic_router.errors import ConfigError
 from anthropic_router.providers.base import ChatProvider
+from anthropic_router.providers.registry import Providers
+
+Wire = Literal["openai", "anthropic"]
+
+# Routing-file backend names (lower case) -> the profile/provider key.
+BACKEND_KEYS = {
+    "openrouter": "openrouter",
+    "databricks": "databricks",
+    "azure_databricks": "databricks",
+    "litellm": "litellm",  # the model is a LiteLLM model string (`gemini/...`)
+    "litellm_openrouter": "litellm_openrouter",  # an OpenRouter id, sent via LiteLLM
+    "openai_compatible": "openai_compatible",
+}
+DEFAULT_BACKEND_KEY = {
+    ProxyBackend.OPENROUTER: "openrouter",
+    ProxyBackend.AZURE_DATABRICKS: "databricks",
+    ProxyBackend.LITELLM_OPENROUTER: "litellm_openrouter",
+    ProxyBackend.OPENAI_COMPATIBLE: "openai_compatible",
+}
+_ENTRY_KEYS = {"backend", "model", "fallbacks", "capabilities", "params"}
+
+
+class ModelMapError(ConfigError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """One place a request can be served, as written in the routing file."""
+
+    backend: str
+    model: str
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # LiteLLM kwargs (api_base, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    targets: tuple[TargetSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingFile:
+    routes: dict[str, RouteSpec]
+    fallbacks: tuple[TargetSpec, ...] = ()  # for routes that declare none (tier defaults too)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    backend: str
+    upstream_model: str
+    provider: ChatProvider
+    options: RequestOptions
+    wire: Wire = "openai"  # "anthropic": the request is passed through untranslated
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     client_model: str
-    upstream_model: str
-    provider: ChatProvider
-    options: RequestOptions
+    targets: tuple[Target, ...]
     reason: str  # how the model was chosen, for the log
 
+    @property
+    def upstream_model(self) -> str:
+        return self.targets[0].upstream_model
 
-class ModelMapError(ValueError):
-    pass
+    @property
+    def provider(self) -> ChatProvider:
+        return self.targets[0].provider
+
+    @property
+    def options(self) -> RequestOptions:
+        return self.targets[0].options
 
 
-def load_model_map(path: Path) -> dict[str, str]:
-    """`MODEL_MAP_FILE`: YAML or JSON, `{client name or glob: upstream model}`, either at the
-    top level or under a `models:` key; a value may also be `{model: ...}`."""
+def load_routing_file(path: Path, default_backend: str) -> RoutingFile:
+    """Read `MODEL_MAP_FILE` (YAML or JSON). Entries live under `routes:` or `models:` or at
+    the top level; a value is an upstream model, or `{backend, model, fallbacks,
+    capabilities, params}`. Raises ModelMapError naming the bad entry."""
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ModelMapError(f"MODEL_MAP_FILE {path}: {exc}") from exc
-    if isinstance(data, dict) and isinstance(data.get("models"), dict):
-        data = data["models"]
     if not isinstance(data, dict):
         raise ModelMapError(f"MODEL_MAP_FILE {path}: expected a mapping of model names")
-    mapping: dict[str, str] = {}
-    for name, target in data.items():
-        model = target.get("model") if isinstance(target, dict) else target
-        if not isinstance(model, str) or not model:
-            raise ModelMapError(f"MODEL_MAP_FILE {path}: entry {name!r} has no model")
-        mapping[str(name)] = model
-    return mapping
+    shared: list[Any] = data["fallbacks"] if isinstance(data.get("fallbacks"), list) else []
+    for key in ("routes", "models"):
+        if isinstance(data.get(key), dict):
+            data = data[key]
+            break
+    else:
+        data = {k: v for k, v in data.items() if k != "fallbacks"}
+    try:
+        routes = {str(name): _route(entry, default_backend) for name, entry in data.items()}
+        defaults = tuple(_target(item, default_backend) for item in shared)
+    except ModelMapError as exc:
+        raise ModelMapError(f"MODEL_MAP_FILE {path}: {exc}") from None
+    return RoutingFile(routes, defaults)
+
+
+def load_model_map(path: Path) -> dict[str, str]:
+    """The routing file as `{client name or glob: first upstream model}`."""
+    routing = load_routing_file(path, "openrouter")
+    return {name: spec.targets[0].model for name, spec in routing.routes.items()}
+
+
+def _route(entry: Any, default_backend: str) -> RouteSpec:
+    first = _target(entry, default_backend)
+    fallbacks = entry.get("fallbacks") if isinstance(entry, dict) else None
+    if fallbacks is not None and not isinstance(fallbacks, list):
+        raise ModelMapError(f"entry {first.model!r}: 'fallbacks' must be a list")
+    # A fallback inherits the entry's backend unless it names its own.
+    rest = tuple(_target(item, first.backend) for item in fallbacks or [])
+    return RouteSpec((first, *rest))
+
+
+def _target(entry: Any, default_backend: str) -> TargetSpec:
+    if isinstance(entry, str) and entry:
+        return TargetSpec(default_backend, entry)
+    if not isinstance(entry, dict) or not isinstance(entry.get("model"), str) or not entry["model"]:
+        raise ModelMapError(f"entry {entry!r} has no model")
+    unknown = set(entry) - _ENTRY_KEYS
+    if unknown:
+        raise ModelMapError(f"entry {entry['model']!r}: unknown keys {sorted(unknown)}")
+    backend_name = str(entry.get("backend") or default_backend).lower()
+    if backend_name not in BACKEND_KEYS:
+        raise ModelMapError(
+            f"entry {entry['model']!r}: unknown backend {backend_name!r} "
+            f"(one of {', '.join(sorted(BACKEND_KEYS))})"
+        )
+    try:
+        capabilities = check_overrides(dict(entry.get("capabilities") or {}))
+    except (ValueError, TypeError) as exc:
+        raise ModelMapError(f"entry {entry['model']!r}: {exc}") from None
+    params = entry.get("params") or {}
+    if not isinstance(params, dict):
+        raise ModelMapError(f"entry {entry['model']!r}: 'params' must be a mapping")
+    return TargetSpec(
+        BACKEND_KEYS[backend_name], entry["model"], capabilities, _resolve_env(params)
+    )
+
+
+def _resolve_env(params: dict[str, Any]) -> dict[str, Any]:
+    """LiteLLM's convention: `os.environ/NAME` reads a secret from the environment (once, at
+    start-up), so keys stay out of the routing file."""
+    resolved: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, str) and value.startswith("os.environ/"):
+            name = value.removeprefix("os.environ/")
+            if name not in os.environ:
+                raise ModelMapError(f"params.{key}: environment variable {name} is not set")
+            value = os.environ[name]
+        resolved[str(key)] = value
+    return resolved
 
 
 def model_family(upstream_model: str) -> str:
@@ -61,42 +189,60 @@ def model_family(upstream_model: str) -> str:
 
 
 class Router:
-    """Resolves model names; built once at start-up from the settings."""
+    """Resolves model names to routes; built once at start-up from the settings. Providers
+    are created here, one per backend (one per parameter set for LiteLLM)."""
 
-    def __init__(self, settings: Settings, provider: ChatProvider) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._provider = provider
-        self._map = load_model_map(settings.model_map_file) if settings.model_map_file else {}
+        self._default_backend = DEFAULT_BACKEND_KEY[settings.backend]
+        path = settings.model_map_file
+        self._file = load_routing_file(path, self._default_backend) if path else RoutingFile({})
+        self._providers = Providers(settings)
         self._defaults = _request_defaults(settings)
+        self._cache: dict[str, Route] = {}
+        self._check_backends()
 
     @property
     def aliases(self) -> dict[str, str]:
-        return dict(self._map)
+        return {name: spec.targets[0].model for name, spec in self._file.routes.items()}
+
+    @property
+    def default_provider(self) -> ChatProvider:
+        return self.resolve(self._settings.big_model).provider
+
+    def providers(self) -> list[ChatProvider]:
+        return self._providers.all()
 
     def resolve(self, client_model: str) -> Route:
-        upstream, reason = self._upstream_model(client_model)
-        family = model_family(upstream)
-        options = RequestOptions(
-            upstream_model=upstream,
-            # OpenRouter honours Anthropic-style breakpoints for Claude and Gemini only.
-            cache_control=family in ("anthropic", "google"),
-            signed_thinking_only=family == "anthropic",
-            multimodal=self._settings.multi_modal_enable,
-            image_max_bytes=self._settings.image_max_size,
-            image_formats=frozenset(self._settings.supported_image_formats),
-            openrouter_fields=self._settings.openrouter_extensions_enable,
-            openai_fields=self._settings.openai_advanced_enable,
-            defaults=self._defaults,
-        )
-        return Route(client_model, upstream, self._provider, options, reason)
+        route = self._cache.get(client_model)
+        if route is None:
+            specs, reason = self._specs(client_model)
+            targets = tuple(self._target(spec) for spec in specs)
+            route = Route(client_model, targets, reason)
+            if len(self._cache) < 4096:  # client-chosen names: bound the memo
+                self._cache[client_model] = route
+        return route
 
-    def _upstream_model(self, name: str) -> tuple[str, str]:
-        if name in self._map:
-            return self._map[name], "model map"
-        for pattern, target in self._map.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return target, f"model map ({pattern})"
+    def _specs(self, name: str) -> tuple[tuple[TargetSpec, ...], str]:
+        routes = self._file.routes
+        spec = routes.get(name)
+        reason = "model map"
+        if spec is None:
+            pattern = next((p for p in routes if fnmatch.fnmatchcase(name, p)), None)
+            spec = routes[pattern] if pattern else None
+            reason = f"model map ({pattern})"
+        if spec is not None:
+            declared = spec.targets[1:]
+            return (spec.targets[0], *(declared or self._file.fallbacks)), reason
+        model, reason = self._tier(name)
+        return (TargetSpec(self._default_backend, model), *self._file.fallbacks), reason
+
+    def _tier(self, name: str) -> tuple[str, str]:
         if "/" in name:
+            return name, "upstream id"
+        # Databricks endpoint and local model names have no "/": any non-Claude name is one.
+        own_names = self._default_backend in ("databricks", "openai_compatible")
+        if own_names and not name.lower().startswith("claude"):
             return name, "upstream id"
         lowered = name.lower()
         if "haiku" in lowered:
@@ -104,6 +250,76 @@ class Router:
         if "sonnet" in lowered:
             return self._settings.effective_middle_model, "sonnet -> MIDDLE_MODEL"
         return self._settings.big_model, "default -> BIG_MODEL"
+
+    def _target(self, spec: TargetSpec) -> Target:
+        backend, model, params = spec.backend, spec.model, spec.params
+        if backend == "litellm_openrouter":
+            backend, model, params = "litellm", *self._via_litellm(model, params)
+        caps = profile_for(model, backend, spec.capabilities)
+        settings = self._settings
+        options = RequestOptions(
+            upstream_model=model,
+            cache_control=caps.cache_control,
+            signed_thinking_only=caps.signed_thinking_only,
+            multimodal=settings.multi_modal_enable,
+            image_max_bytes=settings.image_max_size,
+            image_formats=frozenset(settings.supported_image_formats),
+            openrouter_fields=settings.openrouter_extensions_enable and caps.openrouter_fields,
+            openai_fields=settings.openai_advanced_enable,
+            defaults=self._defaults if caps.openrouter_fields else self._openai_defaults,
+            capabilities=caps,
+        )
+        wire = self._wire(backend, model)
+        provider = self._providers.get(
+            "databricks_native" if wire == "anthropic" else backend, params
+        )
+        return Target(backend, model, provider, options, wire)
+
+    def _via_litellm(self, model: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """PROXY_BACKEND=LITELLM_OPENROUTER: an OpenRouter id becomes `openrouter/<id>` with
+        OpenRouter's base URL and key."""
+        params = dict(params)
+        params.setdefault("api_base", self._settings.openrouter_base_url)
+        key = self._settings.openrouter_api_key
+        if key is not None:
+            params.setdefault("api_key", key.get_secret_value())
+        return model if model.startswith("openrouter/") else f"openrouter/{model}", params
+
+    def _wire(self, backend: str, model: str) -> Wire:
+        native = self._settings.databricks_native_anthropic
+        if backend == "databricks" and native and "claude" in model.lower():
+            return "anthropic"
+        return "openai"
+
+    @property
+    def _openai_defaults(self) -> dict[str, Any]:
+        return {k: v for k, v in self._defaults.items() if k not in _OPENROUTER_DEFAULTS}
+
+    def _check_backends(self) -> None:
+        """Build every provider the routes name now, so a missing credential or extra
+        stops start-up instead of failing the first request."""
+        for name in list(self._file.routes):
+            for spec in self._file.routes[name].targets:
+                self._target(spec)
+        for spec in self._file.fallbacks:
+            self._target(spec)
+        self._target(TargetSpec(self._default_backend, self._settings.big_model))
+
+
+_LITELLM_PROVIDERS = (
+    "anthropic/", "openai/", "gemini/", "vertex_ai/", "cohere/", "cohere_chat/", "mistral/",
+    "azure/", "azure_ai/", "bedrock/", "ollama/", "groq/", "deepseek/", "together_ai/",
+    "openrouter/", "databricks/", "xai/", "fireworks_ai/", "hosted_vllm/",
+)  # fmt: skip
+
+
+def _litellm_prefixed(model: str) -> bool:
+    return model.startswith(_LITELLM_PROVIDERS)
+
+
+_OPENROUTER_DEFAULTS = frozenset(
+    {"min_p", "top_a", "repetition_penalty", "provider", "models", "transforms"}
+)
 
 
 def _request_defaults(settings: Settings) -> dict[str, Any]:

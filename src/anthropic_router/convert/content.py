@@ -12,6 +12,7 @@ from anthropic_router.convert.report import Report
 JSON = dict[str, Any]
 
 IMAGE_PLACEHOLDER = "[Image content could not be processed: {reason}]"
+PDF_PLACEHOLDER = "[PDF document {title!r} omitted: the upstream model does not accept files]"
 
 
 def cache_control_of(block: JSON, options: RequestOptions, report: Report) -> JSON | None:
@@ -53,6 +54,8 @@ def image_part(block: JSON, options: RequestOptions, report: Report) -> JSON:
 def _image_url(source: Any, options: RequestOptions) -> tuple[str | None, str]:
     if not options.multimodal:
         return None, "multi-modal input is disabled"
+    if not options.capabilities.vision:
+        return None, "the upstream model does not accept images"
     if not isinstance(source, dict):
         return None, "missing source"
     kind = source.get("type")
@@ -101,6 +104,10 @@ def document_parts(block: JSON, options: RequestOptions, report: Report) -> list
     if file_data is None:
         report.drop(f"document:{kind}")
         return []
+    if not options.capabilities.pdf or not options.multimodal:
+        report.drop("document:pdf")
+        report.note("a PDF document was replaced by a placeholder: the upstream takes no files")
+        return [text_part(PDF_PLACEHOLDER.format(title=title or "untitled"), {}, options, report)]
     name = title if isinstance(title, str) and title else "document.pdf"
     part: JSON = {"type": "file", "file": {"filename": name, "file_data": file_data}}
     control = cache_control_of(block, options, report)

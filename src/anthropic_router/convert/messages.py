@@ -207,8 +207,35 @@ def _assistant(content: Any, options: RequestOptions, report: Report) -> JSON | 
     if tool_calls:
         message["tool_calls"] = tool_calls
     if reasoning:
-        message["reasoning_details"] = reasoning
+        _attach_reasoning(message, reasoning, options, report)
     return message
+
+
+def _attach_reasoning(
+    message: JSON, reasoning: list[JSON], options: RequestOptions, report: Report
+) -> None:
+    """Thinking history in the dialect of the upstream: OpenRouter's `reasoning_details`,
+    LiteLLM's `thinking_blocks` for Claude, and/or `reasoning_content` (DeepSeek, Kimi)."""
+    caps = options.capabilities
+    if caps.openrouter_fields:
+        message["reasoning_details"] = reasoning
+    elif caps.reasoning_style == "anthropic":
+        message["thinking_blocks"] = [_thinking_block(detail) for detail in reasoning]
+    if caps.reasoning_echo:
+        texts = [d["text"] for d in reasoning if d["type"] == "reasoning.text" and d["text"]]
+        message["reasoning_content"] = "\n\n".join(texts)
+    if not (caps.openrouter_fields or caps.reasoning_echo or caps.reasoning_style == "anthropic"):
+        report.drop("thinking:history")
+
+
+def _thinking_block(detail: JSON) -> JSON:
+    if detail["type"] == "reasoning.encrypted":
+        return {"type": "redacted_thinking", "data": detail["data"]}
+    return {
+        "type": "thinking",
+        "thinking": detail["text"],
+        "signature": detail.get("signature", ""),
+    }
 
 
 def _tool_call(block: JSON) -> JSON:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from anthropic_router.convert.profiles import Capabilities
+
 DEFAULT_IMAGE_FORMATS = frozenset({"jpeg", "png", "gif", "webp"})
 
 # Per-request fields OpenRouter understands beyond OpenAI's; forwarded when a client sends them.
@@ -47,3 +49,4 @@ class RequestOptions:
     openai_fields: bool = True
     max_stop_sequences: int = 4
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)

@@ -9,7 +9,9 @@ from typing import Any
 from anthropic_router.convert.ids import to_upstream_tool_name
 from anthropic_router.convert.messages import convert_messages
 from anthropic_router.convert.options import OPENAI_FIELDS, OPENROUTER_FIELDS, RequestOptions
+from anthropic_router.convert.profiles import Capabilities
 from anthropic_router.convert.report import Report
+from anthropic_router.convert.schema import clean_schema_for_gemini
 
 JSON = dict[str, Any]
 
@@ -50,18 +52,28 @@ def to_openai_request(request: JSON, options: RequestOptions) -> Conversion:
         "model": options.upstream_model,
         "messages": convert_messages(request.get("system"), request["messages"], options, report),
     }
+    caps = options.capabilities
     if request.get("max_tokens"):
-        body["max_tokens"] = request["max_tokens"]
+        body[caps.max_tokens_field] = request["max_tokens"]
     if request.get("stream"):
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     _sampling(request, body, options, report)
-    tool_names = _tools(request, body, report)
-    _reasoning(request, body)
+    tool_names = _tools(request, body, caps, report)
+    _thinking(request, body, caps, report)
     _output_format(request, body)
     _top_level_cache_control(request, body, options, report)
     _extensions(request, body, options, report)
+    _drop_rejected(body, caps, report)
     return Conversion(body=body, report=report, tool_names=tool_names)
+
+
+def _drop_rejected(body: JSON, caps: Capabilities, report: Report) -> None:
+    """Fields the profile says this model refuses (OpenAI reasoning models 400 on
+    `temperature`, for one) are removed and reported rather than sent to fail."""
+    for name in sorted(caps.rejected_params):
+        if body.pop(name, None) is not None:
+            report.drop(f"param:{name}")
 
 
 def _sampling(request: JSON, body: JSON, options: RequestOptions, report: Report) -> None:
@@ -83,7 +95,7 @@ def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _tools(request: JSON, body: JSON, report: Report) -> dict[str, str]:
+def _tools(request: JSON, body: JSON, caps: Capabilities, report: Report) -> dict[str, str]:
     names: dict[str, str] = {}
     tools: list[JSON] = []
     for tool in request.get("tools") or []:
@@ -96,7 +108,7 @@ def _tools(request: JSON, body: JSON, report: Report) -> dict[str, str]:
         names[upstream_name] = name
         function: JSON = {
             "name": upstream_name,
-            "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
+            "parameters": _parameters(tool.get("input_schema"), caps, report),
         }
         if tool.get("description"):
             function["description"] = tool["description"]
@@ -106,7 +118,20 @@ def _tools(request: JSON, body: JSON, report: Report) -> dict[str, str]:
     if tools:
         body["tools"] = tools
         _tool_choice(request.get("tool_choice"), body)
+        if not caps.tool_choice and body.pop("tool_choice", "auto") != "auto":
+            report.drop("tool_choice")
     return names
+
+
+def _parameters(schema: Any, caps: Capabilities, report: Report) -> JSON:
+    if not isinstance(schema, dict) or not schema:
+        return {"type": "object", "properties": {}}
+    if caps.schema_dialect != "gemini":
+        return dict(schema)
+    cleaned, removed = clean_schema_for_gemini(schema)
+    for keyword in removed:
+        report.drop(f"schema:{keyword}")
+    return cleaned
 
 
 def _tool_choice(choice: JSON | None, body: JSON) -> None:
@@ -124,6 +149,39 @@ def _tool_choice(choice: JSON | None, body: JSON) -> None:
         body["tool_choice"] = {"type": "function", "function": function}
     if choice.get("disable_parallel_tool_use") and kind != "none":
         body["parallel_tool_calls"] = False
+
+
+def _thinking(request: JSON, body: JSON, caps: Capabilities, report: Report) -> None:
+    """Anthropic `thinking` in the upstream's dialect (see `Capabilities.reasoning_style`)."""
+    thinking = request.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in (
+        "enabled", "adaptive", "disabled"
+    ):  # fmt: skip
+        return
+    if caps.reasoning_style == "openrouter":
+        _reasoning(request, body)
+    elif caps.reasoning_style == "anthropic":
+        _anthropic_thinking(request, thinking, body)
+    elif caps.reasoning_style == "effort" and thinking["type"] != "disabled":
+        body["reasoning_effort"] = _effort(request, thinking)
+    elif thinking["type"] != "disabled":
+        report.drop("thinking")
+
+
+def _anthropic_thinking(request: JSON, thinking: JSON, body: JSON) -> None:
+    kept = {k: v for k, v in thinking.items() if k in ("type", "budget_tokens")}
+    budget, max_tokens = kept.get("budget_tokens"), request.get("max_tokens") or 0
+    if isinstance(budget, int) and max_tokens and budget >= max_tokens:
+        kept["budget_tokens"] = max_tokens - 1  # Anthropic requires budget < max_tokens
+    body["thinking"] = kept
+
+
+def _effort(request: JSON, thinking: JSON) -> str:
+    effort = (request.get("output_config") or {}).get("effort")
+    if isinstance(effort, str) and effort in ("low", "medium", "high"):
+        return effort
+    budget = thinking.get("budget_tokens")
+    return _effort_for(budget) if isinstance(budget, int) else "medium"
 
 
 def _reasoning(request: JSON, body: JSON) -> None:

@@ -7,7 +7,7 @@ passed in by the module that builds the provider.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -48,7 +48,16 @@ class JsonAsStream(Exception):
         self.completion = completion
 
 
+# Per-request auth headers (OAuth tokens that expire); static keys go in `headers`.
+AuthHeaders = Callable[[aiohttp.ClientSession], Awaitable[Mapping[str, str]]]
+# Where a body goes: (URL, body to send). Databricks puts the model in the URL, for one.
+Endpoint = Callable[[JSON], tuple[str, JSON]]
+
+
 class OpenAIChatProvider:
+    """Also serves Anthropic-shaped upstreams (Databricks' native Claude route): the
+    transport is the same, only the URL and what the app does with the bytes differ."""
+
     def __init__(
         self,
         *,
@@ -60,10 +69,16 @@ class OpenAIChatProvider:
         read_timeout: float,
         chat_path: str = "/chat/completions",
         models_path: str = "/models",
+        endpoint: Endpoint | None = None,
+        auth: AuthHeaders | None = None,
+        models_key: str = "data",
     ) -> None:
         self.name = name
         self._chat_url = base_url.rstrip("/") + chat_path
         self._models_url = base_url.rstrip("/") + models_path
+        self._endpoint = endpoint or (lambda body: (self._chat_url, body))
+        self.auth = auth
+        self._models_key = models_key
         self._headers = {"Content-Type": "application/json", **headers}
         self._timeout = aiohttp.ClientTimeout(
             total=None,
@@ -95,14 +110,14 @@ class OpenAIChatProvider:
         return self._session is not None and not self._session.closed
 
     async def complete(self, body: JSON, headers: Mapping[str, str]) -> JSON:
-        async with self._post(body, headers) as response:
+        async with await self._post(body, headers) as response:
             raw = await _read(response, self._idle_timeout)
             if response.status != 200:
                 raise error_from_response(response.status, raw, response.headers)
         return _parse_completion(raw)
 
     async def open_stream(self, body: JSON, headers: Mapping[str, str]) -> _Stream:
-        response = await self._post(body, headers)
+        response = await (await self._post(body, headers))
         if response.status != 200:
             try:
                 raw = await _read(response, self._idle_timeout)
@@ -119,25 +134,32 @@ class OpenAIChatProvider:
 
     async def list_models(self) -> list[JSON]:
         try:
-            async with self.session.get(self._models_url, headers=self._headers) as response:
+            headers = {**self._headers, **(await self.auth(self.session) if self.auth else {})}
+            async with self.session.get(self._models_url, headers=headers) as response:
                 if response.status != 200:
                     return []
                 data = orjson.loads(await _read(response, self._idle_timeout))
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ApiError):
             return []
-        models = data.get("data") if isinstance(data, dict) else None
-        return [m for m in models or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        models = data.get(self._models_key) if isinstance(data, dict) else None
+        found = []
+        for model in models if isinstance(models, list) else []:
+            if isinstance(model, dict) and "id" not in model and isinstance(model.get("name"), str):
+                model = {**model, "id": model["name"]}  # Databricks lists endpoints by name
+            if isinstance(model, dict) and isinstance(model.get("id"), str):
+                found.append(model)
+        return found
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    def _post(self, body: JSON, extra_headers: Mapping[str, str]) -> Any:
+    async def _post(self, body: JSON, extra_headers: Mapping[str, str]) -> _Post:
         """`extra_headers` (request id, an opted-in client key) override the defaults."""
-        headers = {**self._headers, **extra_headers}
-        return _Post(
-            self.session, self._chat_url, orjson.dumps(body), headers, self._first_byte_timeout
-        )
+        auth = await self.auth(self.session) if self.auth else {}
+        headers = {**self._headers, **auth, **extra_headers}
+        url, body = self._endpoint(body)
+        return _Post(self.session, url, orjson.dumps(body), headers, self._first_byte_timeout)
 
 
 class _Post:
