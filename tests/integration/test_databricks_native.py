@@ -150,16 +150,25 @@ def test_stream_relays_thinking_and_tool_use(sdk: anthropic.Anthropic, upstream:
     assert upstream.last.json["stream"] is True
 
 
-def test_stream_cut_before_message_stop_is_an_error(
-    sdk: anthropic.Anthropic, upstream: FakeUpstream
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (replies.truncated_sse, "upstream connection lost"),
+        (lambda events: replies.sse(events, done=False), "ended before message_stop"),
+    ],
+    ids=["connection cut", "clean end without message_stop"],
+)
+def test_stream_ending_early_is_an_error_event(
+    sdk: anthropic.Anthropic, upstream: FakeUpstream, reply: Any, message: str
 ):
-    events = stream_events(
-        [({"type": "text", "text": ""}, [{"type": "text_delta", "text": "par"}])]
-    )
-    upstream.enqueue(replies.truncated_sse(events[:4]))
-    with pytest.raises(anthropic.APIError, match="before message_stop|connection lost"):
-        with sdk.messages.stream(model="claude-haiku-4-5", max_tokens=30, messages=USER_HI) as s:
-            s.get_final_message()
+    text = {"type": "text", "text": ""}
+    events = stream_events([(text, [{"type": "text_delta", "text": "par"}])])
+    upstream.enqueue(reply(events[:4]))
+    with (
+        pytest.raises(anthropic.APIError, match=message),
+        sdk.messages.stream(model="claude-haiku-4-5", max_tokens=30, messages=USER_HI) as s,
+    ):
+        s.get_final_message()
 
 
 def test_native_errors_keep_their_type(sdk: anthropic.Anthropic, upstream: FakeUpstream):

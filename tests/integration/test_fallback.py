@@ -133,11 +133,11 @@ def test_no_fallback_once_the_stream_has_started(
     sdk: anthropic.Anthropic, upstream: FakeUpstream, secondary: FakeUpstream
 ):
     upstream.enqueue(replies.truncated_sse(oc.text_chunks("half an ans", 2)))
-    with pytest.raises(anthropic.APIError):
-        with sdk.messages.stream(
-            model="claude-sonnet-4-5", max_tokens=20, messages=USER_HI
-        ) as stream:
-            stream.get_final_message()
+    with (
+        pytest.raises(anthropic.APIError),
+        sdk.messages.stream(model="claude-sonnet-4-5", max_tokens=20, messages=USER_HI) as stream,
+    ):
+        stream.get_final_message()
     assert len(upstream.requests) == 1 and secondary.requests == []
 
 
