@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+python -m pip install --quiet --disable-pip-version-check -e '.[test,litellm]'
 if [ -x scripts/setup-e2e.sh ]; then
   bash scripts/setup-e2e.sh
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -102,9 +103,20 @@ def _check_config(_: argparse.Namespace) -> int:
         name: [f"{t.backend}:{t.upstream_model} ({t.wire})" for t in router.resolve(name).targets]
         for name in [*router.aliases, "claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-8"]
     }
+    view["profiles"] = {
+        target.upstream_model: _profile_view(target.options.capabilities)
+        for name in view["routes"]
+        for target in router.resolve(name).targets
+    }
     view["warnings"] = settings.warnings()
     print(json.dumps(view, indent=2, sort_keys=True))
     return 0
+
+
+def _profile_view(caps: Any) -> dict[str, Any]:
+    view = dataclasses.asdict(caps)
+    view["rejected_params"] = sorted(view["rejected_params"])
+    return view
 
 
 def main(argv: list[str] | None = None) -> int:
