@@ -321,7 +321,11 @@ class _Call:
             return _Prepared(body, report.dropped_names, report.notes, {})
         conversion = to_openai_request(dict(self.request), target.options)
         report = conversion.report
-        return _Prepared(conversion.body, report.dropped_names, report.notes, conversion.tool_names)
+        dropped = report.dropped_names
+        unsupported = getattr(target.provider, "unsupported", None)  # LiteLLM's drop_params
+        if unsupported is not None:
+            dropped += [name for name in unsupported(conversion.body) if name not in dropped]
+        return _Prepared(conversion.body, dropped, report.notes, conversion.tool_names)
 
     def _fell_back(self, target: Target, error: ApiError) -> None:
         self.failures.append(f"{target.backend}:{target.upstream_model} ({error.error_type})")

@@ -90,7 +90,7 @@ BACKEND_RULES: dict[str, dict[str, Any]] = {
     # OpenRouter echoes reasoning itself from `reasoning_details`.
     "openrouter": {"reasoning_echo": False},
     "databricks": {"pdf": False, "openrouter_fields": False, "reasoning_style": "effort"},
-    "litellm": {"pdf": False, "reasoning_style": "effort"},
+    "litellm": {"pdf": False, "openrouter_fields": False, "reasoning_style": "effort"},
     "openai_compatible": {
         "pdf": False,
         "cache_control": False,

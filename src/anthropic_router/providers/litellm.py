@@ -37,6 +37,10 @@ _OPENROUTER_ONLY = frozenset(
 )  # fmt: skip
 
 
+# Always handled by LiteLLM itself, whatever the provider.
+_ALWAYS_TAKEN = frozenset({"model", "messages", "stream", "stream_options"}) | _OPENROUTER_ONLY
+
+
 def load_litellm() -> Any:
     """Import litellm quietly and offline; a clear start-up error when the extra is missing."""
     # Without this, importing litellm downloads a price list from GitHub (and retries).
@@ -73,6 +77,7 @@ class LiteLLMProvider:
         self._timeout = request_timeout
         self._idle_timeout = idle_timeout
         self._open = False
+        self._supported: dict[str, frozenset[str]] = {}
 
     def open(self) -> None:
         self._open = True
@@ -86,6 +91,27 @@ class LiteLLMProvider:
 
     async def list_models(self) -> list[JSON]:
         return []
+
+    def unsupported(self, body: JSON) -> list[str]:
+        """Body fields LiteLLM will drop for this model (`drop_params`), named for the
+        `dropped` report as `param:<name>`."""
+        supported = self._supported.get(str(body.get("model")))
+        if supported is None:
+            supported = self._supported_params(str(body.get("model")))
+            self._supported[str(body.get("model"))] = supported
+        if not supported:
+            return []  # unknown to LiteLLM: nothing to say
+        return [f"param:{name}" for name in body if name not in supported | _ALWAYS_TAKEN]
+
+    def _supported_params(self, model: str) -> frozenset[str]:
+        try:
+            name, provider, _, _ = self._litellm.get_llm_provider(model)
+            found = self._litellm.get_supported_openai_params(
+                model=name, custom_llm_provider=provider
+            )
+        except Exception:  # LiteLLM raises many kinds for models it does not know
+            return frozenset()
+        return frozenset(found or ())
 
     async def complete(self, body: JSON, headers: Mapping[str, str]) -> JSON:
         response = await self._call(body, headers, stream=False)
