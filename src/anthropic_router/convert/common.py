@@ -148,3 +148,42 @@ def _detail_block(detail: Any) -> JSON | None:
     if "index" in detail:
         block["index"] = detail["index"]
     return block
+
+
+def content_list_parts(items: list[Any]) -> list[JSON]:
+    """Blocks from a content *list* (Databricks Claude), in order: a `text` item gives a text
+    block (its `citations` are dropped), each `summary[]` entry of a `reasoning` item a
+    thinking block; empty entries and items of other types are skipped."""
+    parts: list[JSON] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind == "text":
+            text = item.get("text")
+            if isinstance(text, str) and text:
+                parts.append({"type": "text", "text": text})
+        elif kind == "reasoning":
+            parts.extend(_summary_parts(item.get("summary")))
+    return parts
+
+
+def _summary_parts(summary: Any) -> list[JSON]:
+    """A `summary_text` entry may carry text, a signature, or both: Databricks sends the
+    signature of a streamed thinking block alone in a last entry with empty text."""
+    if not isinstance(summary, list):
+        return []
+    parts: list[JSON] = []
+    for entry in summary:
+        if not isinstance(entry, dict) or entry.get("type", "summary_text") != "summary_text":
+            continue
+        text = entry.get("text")
+        signature = entry.get("signature")
+        part: JSON = {
+            "type": "thinking",
+            "thinking": text if isinstance(text, str) else "",
+            "signature": signature if isinstance(signature, str) else "",
+        }
+        if part["thinking"] or part["signature"]:
+            parts.append(part)
+    return parts

@@ -6,6 +6,7 @@ from typing import Any
 
 from anthropic_router.convert.common import (
     anthropic_usage,
+    content_list_parts,
     matched_stop_sequence,
     parse_arguments,
     reasoning_parts,
@@ -89,22 +90,21 @@ def _content_blocks(message: JSON, tool_names: dict[str, str]) -> list[JSON]:
 
 
 def _content_list(items: list[Any]) -> list[JSON]:
-    """Databricks returns content as a list of `text` and `reasoning` items."""
+    """Databricks returns content as a list of `reasoning` and `text` items. A signature
+    sent alone (empty text) belongs to the unsigned thinking block just before it."""
     blocks: list[JSON] = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        if item.get("type") == "text" and item.get("text"):
-            blocks.append({"type": "text", "text": item["text"]})
-        elif item.get("type") == "reasoning":
-            for summary in item.get("summary") or []:
-                blocks.append(
-                    {
-                        "type": "thinking",
-                        "thinking": summary.get("text", ""),
-                        "signature": summary.get("signature") or "",
-                    }
-                )
+    for part in content_list_parts(items):
+        last = blocks[-1] if blocks else None
+        if (
+            part["type"] == "thinking"
+            and not part["thinking"]
+            and last is not None
+            and last["type"] == "thinking"
+            and not last["signature"]
+        ):
+            last["signature"] = part["signature"]
+        else:
+            blocks.append(part)
     return blocks
 
 

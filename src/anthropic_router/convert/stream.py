@@ -16,6 +16,7 @@ import orjson
 
 from anthropic_router.convert.common import (
     anthropic_usage,
+    content_list_parts,
     matched_stop_sequence,
     reasoning_parts,
     stop_reason_for,
@@ -40,6 +41,7 @@ class _Open:
     kind: str  # "text" | "thinking" | "tool_use"
     index: int
     key: Any = None  # reasoning_details index or upstream tool-call index
+    signed: bool = False  # a thinking block that got its signature takes no more text
 
 
 @dataclass(slots=True)
@@ -215,35 +217,40 @@ class StreamTranslator:
             self._begin("redacted_thinking", part, None, events)
             self._close(events)
             return
-        key = part.get("index", 0)
-        opened = self._open
-        if opened is None or opened.kind != "thinking" or opened.key != key:
-            block = {"type": "thinking", "thinking": "", "signature": ""}
-            self._begin("thinking", block, key, events)
-            opened = self._open
-        assert opened is not None
+        opened = self._thinking_block(part, events)
         if part["thinking"]:
             delta = {"type": "thinking_delta", "thinking": part["thinking"]}
             events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
         if part["signature"]:
+            opened.signed = True
             delta = {"type": "signature_delta", "signature": part["signature"]}
             events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
 
+    def _thinking_block(self, part: JSON, events: list[JSON]) -> _Open:
+        """The open thinking block `part` continues, or a new one: after another kind of
+        block, on a new reasoning_details index, or for text that follows a signature."""
+        key = part.get("index", 0)
+        opened = self._open
+        if (
+            opened is None
+            or opened.kind != "thinking"
+            or opened.key != key
+            or (opened.signed and part["thinking"])
+        ):
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            self._begin("thinking", block, key, events)
+            opened = self._open
+        assert opened is not None
+        return opened
+
     def _content_list(self, items: list[Any], events: list[JSON]) -> None:
-        """Databricks streams content as a list of `text` / `reasoning` items."""
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            if item.get("type") == "text" and item.get("text"):
-                self._text(str(item["text"]), events)
-            elif item.get("type") == "reasoning":
-                for summary in item.get("summary") or []:
-                    part = {
-                        "type": "thinking",
-                        "thinking": summary.get("text") or "",
-                        "signature": summary.get("signature") or "",
-                    }
-                    self._reasoning(part, events)
+        """Databricks streams content as a list of `reasoning` / `text` items: summary text
+        and signatures extend the open thinking block, text items the open text block."""
+        for part in content_list_parts(items):
+            if part["type"] == "text":
+                self._text(part["text"], events)
+            else:
+                self._reasoning(part, events)
 
     def _tool_call(self, position: int, call: JSON, events: list[JSON]) -> None:
         key = call.get("index", position)
