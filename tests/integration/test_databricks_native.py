@@ -192,3 +192,16 @@ def test_non_claude_endpoints_use_the_chat_route(sdk: anthropic.Anthropic, upstr
     seen = upstream.last
     assert seen.path == "/serving-endpoints/databricks-meta-llama-3-3-70b-instruct/invocations"
     assert "model" not in seen.json and seen.json["messages"] == USER_HI
+
+
+def test_models_list_includes_serving_endpoints(sdk: anthropic.Anthropic, upstream: FakeUpstream):
+    endpoints = {
+        "endpoints": [
+            {"name": "databricks-claude-opus-4-1", "state": {"ready": "READY"}},
+            {"name": "my-finetune", "creation_timestamp": 1700000000000},
+        ]
+    }
+    upstream.enqueue(replies.json_reply(endpoints), path="/api/2.0/serving-endpoints")
+    ids = [model.id for model in sdk.models.list(limit=100)]
+    assert {"databricks-claude-opus-4-1", "my-finetune"} <= set(ids)
+    assert upstream.last.headers["authorization"] == f"Bearer {PAT}"
