@@ -140,7 +140,10 @@ def test_databricks_native_route_can_be_turned_off() -> None:
 
 
 def test_openrouter_fields_only_reach_openrouter() -> None:
-    router = Router(
+    from anthropic_router.convert.request import to_openai_request
+
+    request = {"model": "x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    local = Router(
         settings(
             openrouter_min_p=0.1,
             openai_seed=3,
@@ -148,7 +151,11 @@ def test_openrouter_fields_only_reach_openrouter() -> None:
             openai_compatible_base_url="http://127.0.0.1:9/v1",
             big_model="llama3",
         )
-    )
-    assert dict(router.resolve("x").options.defaults) == {"seed": 3}
-    openrouter = Router(settings(openrouter_min_p=0.1, openai_seed=3))
-    assert dict(openrouter.resolve("x").options.defaults) == {"min_p": 0.1, "seed": 3}
+    ).resolve("x")
+    conversion = to_openai_request(request, local.options)
+    assert conversion.body["seed"] == 3 and "min_p" not in conversion.body
+    assert conversion.report.dropped_names == ["field:min_p"]  # the seed default is reported
+    openrouter = Router(settings(openrouter_min_p=0.1, openai_seed=3)).resolve("x")
+    conversion = to_openai_request(request, openrouter.options)
+    assert conversion.body["min_p"] == 0.1 and conversion.body["seed"] == 3
+    assert conversion.report.dropped_names == []

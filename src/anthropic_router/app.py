@@ -263,7 +263,7 @@ class App:
         call = _Call(self.settings, route, exchange, request, _anthropic_headers(scope))
         if client_key and self.settings.forward_client_key and not self._keys:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
-            call.upstream_headers["Authorization"] = f"Bearer {client_key}"
+            call.client_key = client_key
         await _until_disconnect(call.run(send, headers), receive)
 
 
@@ -297,6 +297,7 @@ class _Call:
         self.upstream_headers = {"x-request-id": exchange.request_id}
         self.client_headers = client_headers
         self.failures: list[str] = []
+        self.client_key: str | None = None  # FORWARD_CLIENT_KEY, for OpenRouter targets
 
     async def run(self, send: Send, headers: list[Any]) -> None:
         targets = self.route.targets
@@ -364,9 +365,14 @@ class _Call:
         )
 
     def _extra_headers(self, target: Target) -> dict[str, str]:
+        headers = dict(self.upstream_headers)
+        if self.client_key is not None and _takes_openrouter_key(target):
+            # FORWARD_CLIENT_KEY: a client's key is its OpenRouter key, for OpenRouter only;
+            # other backends (and fallbacks to them) use their own configured credentials.
+            headers["Authorization"] = f"Bearer {self.client_key}"
         if target.wire == "anthropic":
-            return {**self.client_headers, **self.upstream_headers}
-        return self.upstream_headers
+            return {**self.client_headers, **headers}
+        return headers
 
     async def _serve(
         self, target: Target, prepared: _Prepared, send: Send, headers: list[Any]
@@ -502,6 +508,12 @@ class _Call:
         except ValueError as error:
             message = f"upstream stream is malformed: {error}"
             return list(translator.fail(ApiError("api_error", message)))
+
+
+def _takes_openrouter_key(target: Target) -> bool:
+    return target.backend == "openrouter" or (
+        target.backend == "litellm" and target.upstream_model.startswith("openrouter/")
+    )
 
 
 # Client headers an Anthropic-speaking upstream needs to see (beta features, API version).

@@ -223,6 +223,11 @@ class Settings(BaseSettings):
         uses_openrouter = self.backend in (ProxyBackend.OPENROUTER, ProxyBackend.LITELLM_OPENROUTER)
         if uses_openrouter and self.openrouter_api_key is None and not self.forward_client_key:
             found.append("OPENROUTER_API_KEY is not set: OpenRouter will answer 401")
+        if self.forward_client_key and not uses_openrouter:
+            found.append(
+                "FORWARD_CLIENT_KEY only applies to OpenRouter targets; "
+                f"{self.backend.value} uses its own credentials"
+            )
         if self.host not in ("127.0.0.1", "localhost", "::1") and self.proxy_api_key is None:
             found.append(
                 f"HOST={self.host} is reachable from other machines and PROXY_API_KEY is unset"

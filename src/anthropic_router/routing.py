@@ -266,7 +266,7 @@ class Router:
             image_formats=frozenset(settings.supported_image_formats),
             openrouter_fields=settings.openrouter_extensions_enable and caps.openrouter_fields,
             openai_fields=settings.openai_advanced_enable,
-            defaults=self._defaults if caps.openrouter_fields else self._openai_defaults,
+            defaults=self._defaults,
             capabilities=caps,
         )
         wire = self._wire(backend, model)
@@ -291,10 +291,6 @@ class Router:
             return "anthropic"
         return "openai"
 
-    @property
-    def _openai_defaults(self) -> dict[str, Any]:
-        return {k: v for k, v in self._defaults.items() if k not in _OPENROUTER_DEFAULTS}
-
     def _check_backends(self) -> None:
         """Build every provider the routes name now, so a missing credential or extra
         stops start-up instead of failing the first request."""
@@ -315,11 +311,6 @@ _LITELLM_PROVIDERS = (
 
 def _litellm_prefixed(model: str) -> bool:
     return model.startswith(_LITELLM_PROVIDERS)
-
-
-_OPENROUTER_DEFAULTS = frozenset(
-    {"min_p", "top_a", "repetition_penalty", "provider", "models", "transforms"}
-)
 
 
 def _request_defaults(settings: Settings) -> dict[str, Any]:

@@ -161,15 +161,21 @@ def _thinking(request: JSON, body: JSON, caps: Capabilities, report: Report) -> 
     if caps.reasoning_style == "openrouter":
         _reasoning(request, body)
     elif caps.reasoning_style == "anthropic":
-        _anthropic_thinking(request, thinking, body)
+        _anthropic_thinking(request, thinking, body, report)
     elif caps.reasoning_style == "effort" and thinking["type"] != "disabled":
         body["reasoning_effort"] = _effort(request, thinking)
     elif thinking["type"] != "disabled":
         report.drop("thinking")
 
 
-def _anthropic_thinking(request: JSON, thinking: JSON, body: JSON) -> None:
+def _anthropic_thinking(request: JSON, thinking: JSON, body: JSON, report: Report) -> None:
+    """Anthropic's own field, for Claude behind an OpenAI-style API (Databricks chat route,
+    LiteLLM): only `type` and `budget_tokens` are documented there."""
     kept = {k: v for k, v in thinking.items() if k in ("type", "budget_tokens")}
+    if thinking.get("display") is not None:
+        report.drop("thinking.display")
+    if (request.get("output_config") or {}).get("effort") is not None:
+        report.drop("output_config.effort")
     budget, max_tokens = kept.get("budget_tokens"), request.get("max_tokens") or 0
     if isinstance(budget, int) and max_tokens and budget >= max_tokens:
         kept["budget_tokens"] = max_tokens - 1  # Anthropic requires budget < max_tokens
@@ -253,4 +259,7 @@ def _extensions(request: JSON, body: JSON, options: RequestOptions, report: Repo
         else:
             report.drop(name if name in _ANTHROPIC_ONLY else f"field:{name}")
     for name, value in options.defaults.items():
-        body.setdefault(name, value)
+        if name in OPENROUTER_FIELDS and not options.openrouter_fields:
+            report.drop(f"field:{name}")  # a seed default this upstream cannot take
+        else:
+            body.setdefault(name, value)

@@ -146,6 +146,10 @@ class LiteLLMProvider:
         kwargs["num_retries"] = 0  # the router retries and falls back itself
         # Parameters a provider does not take are dropped by LiteLLM instead of failing.
         kwargs.setdefault("drop_params", True)
+        headers = dict(headers)
+        authorization = headers.pop("Authorization", "")
+        if authorization.startswith("Bearer "):
+            kwargs["api_key"] = authorization.removeprefix("Bearer ")  # FORWARD_CLIENT_KEY
         if headers:
             kwargs["extra_headers"] = {**kwargs.get("extra_headers", {}), **headers}
         return kwargs
@@ -202,9 +206,15 @@ def _normalise_chunk(data: JSON) -> JSON:
 
 
 def _thinking_blocks_to_details(message: JSON) -> None:
-    """LiteLLM carries Claude's signed thinking as `thinking_blocks`; the converter reads
-    OpenRouter's `reasoning_details`, which keep the signature the client must send back."""
+    """LiteLLM carries Claude's signed thinking as `thinking_blocks`, and OpenRouter's
+    `reasoning_details` under `provider_specific_fields`; the converter reads
+    `reasoning_details`, which keep the signature the client must send back."""
+    extra = message.get("provider_specific_fields")
+    if isinstance(extra, dict) and isinstance(extra.get("reasoning_details"), list):
+        message.setdefault("reasoning_details", extra["reasoning_details"])
     blocks = message.pop("thinking_blocks", None)
+    if message.get("reasoning_details"):
+        return
     if not isinstance(blocks, list) or not blocks:
         return
     details = []
@@ -235,7 +245,9 @@ def error_from_litellm(exc: BaseException) -> ApiError:
         status = code if isinstance(code, int) and 400 <= code < 600 else 500
     message = str(getattr(exc, "message", None) or exc).strip()[:1000] or name
     body = orjson.dumps({"error": {"message": message}})
-    error = error_from_response(status, body, getattr(exc, "headers", None) or {})
+    # LiteLLM keeps the upstream's headers (retry-after) here, not in `headers`.
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
+    error = error_from_response(status, body, headers or {})
     if name == "APIConnectionError":
         error.retryable = True
     return error
