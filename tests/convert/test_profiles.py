@@ -346,7 +346,7 @@ CASES: list[tuple[str, JSON, str, str, JSON, list[str]]] = [
             "max_tokens": 100,
             "thinking": {"type": "enabled", "budget_tokens": 99},
         },
-        [],
+        ["thinking.display"],
     ),
     (
         "thinking as reasoning_effort from the budget",
