@@ -1,7 +1,8 @@
 """One typed settings object, read from the environment and `.env` once, at start-up.
 
 Env names are the seed's (PROXY_BACKEND, OPENROUTER_MIN_P, IMAGE_MAX_SIZE, ...): they are the
-users' interface. Nothing else in the package reads `os.environ`.
+users' interface. Nothing reads `os.environ` at request time; the routing file's
+`os.environ/NAME` secrets are read once, at start-up, when it is loaded.
 """
 
 from __future__ import annotations

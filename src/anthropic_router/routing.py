@@ -121,12 +121,6 @@ def load_routing_file(path: Path, default_backend: str) -> RoutingFile:
     return RoutingFile(routes, defaults)
 
 
-def load_model_map(path: Path) -> dict[str, str]:
-    """The routing file as `{client name or glob: first upstream model}`."""
-    routing = load_routing_file(path, "openrouter")
-    return {name: spec.targets[0].model for name, spec in routing.routes.items()}
-
-
 def _route(entry: Any, default_backend: str) -> RouteSpec:
     first = _target(entry, default_backend)
     fallbacks = entry.get("fallbacks") if isinstance(entry, dict) else None
@@ -175,17 +169,6 @@ def _resolve_env(params: dict[str, Any]) -> dict[str, Any]:
             value = os.environ[name]
         resolved[str(key)] = value
     return resolved
-
-
-def model_family(upstream_model: str) -> str:
-    name = upstream_model.lower()
-    if name.startswith("anthropic/") or "claude" in name:
-        return "anthropic"
-    if name.startswith("google/") or "gemini" in name:
-        return "google"
-    if name.startswith("openai/") or name.startswith(("gpt-", "o1", "o3", "o4")):
-        return "openai"
-    return "other"
 
 
 class Router:
