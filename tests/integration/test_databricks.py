@@ -154,21 +154,23 @@ def test_token_endpoint_failure_is_a_clear_anthropic_error(oauth_router, upstrea
     upstream.enqueue(replies.json_reply(refused, status=401), path=TOKEN_PATH)
     body = {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": USER_HI}
     response = httpx.post(f"{oauth_router.url}/v1/messages", json=body)
-    # Mapped by the token endpoint's status, like any upstream error.
-    assert response.status_code == 401
+    # The router's own credential failed: a 502, not a 401 the client would take as its key.
+    assert response.status_code == 502
     error = response.json()
     assert error["type"] == "error" and error["request_id"] == response.headers["request-id"]
-    assert error["error"]["type"] == "authentication_error"
+    assert error["error"]["type"] == "api_error"
     message = error["error"]["message"]
-    assert message.startswith("Databricks OAuth token request failed:")
-    assert "invalid_client" in message and CLIENT_SECRET not in message
+    assert message == (
+        "Databricks OAuth token request failed (401): invalid_client: Client authentication failed"
+    )
+    assert CLIENT_SECRET not in message
     assert [r.path for r in upstream.requests] == [TOKEN_PATH]  # no chat request without a token
     assert_token_request(upstream.last)
     # The SDK sees it as its own error class; a failed fetch is not cached: the next request
     # asks again and, once the endpoint answers, is served.
     upstream.enqueue(replies.json_reply(refused, status=401), path=TOKEN_PATH)
     with anthropic.Anthropic(base_url=oauth_router.url, api_key="k", max_retries=0) as client:
-        with pytest.raises(anthropic.AuthenticationError, match="OAuth token request failed"):
+        with pytest.raises(anthropic.InternalServerError, match="OAuth token request failed"):
             client.messages.create(**body)
         upstream.enqueue(token_reply(), path=TOKEN_PATH)
         assert client.messages.create(**body).content[0].text == oc.DEFAULT_TEXT

@@ -23,7 +23,6 @@ import orjson
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError, ConfigError
-from anthropic_router.providers.errors import error_from_response
 from anthropic_router.providers.openai_chat import OpenAIChatProvider
 
 JSON = dict[str, Any]
@@ -106,9 +105,17 @@ class OAuthToken:
             message = f"Databricks OAuth token request failed: {type(exc).__name__}"
             raise ApiError("api_error", message, status=502, retryable=True) from exc
         if status != 200:
-            error = error_from_response(status, raw, headers)
-            error.message = f"Databricks OAuth token request failed: {error.message}"
-            raise error
+            # The router's own credential failed, not the client's: a 502, never a 401 that
+            # Claude Code would read as "your API key is invalid".
+            retryable = status == 429 or status >= 500
+            message = f"Databricks OAuth token request failed ({status}): {_oauth_error(raw)}"
+            raise ApiError(
+                "api_error",
+                message,
+                status=502,
+                retry_after=headers.get("retry-after"),
+                retryable=retryable,
+            )
         data = orjson.loads(raw) if raw.startswith(b"{") else {}
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
@@ -119,3 +126,15 @@ class OAuthToken:
         seconds = float(lifetime) if isinstance(lifetime, int | float) else 3600.0
         self._token = token
         self._expires_at = time.monotonic() + max(seconds - _REFRESH_MARGIN, 1.0)
+
+
+def _oauth_error(raw: bytes) -> str:
+    """RFC 6749 errors: `{"error": "invalid_client", "error_description": "..."}`."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:200].decode("utf-8", "replace") or "empty response"
+    if not isinstance(data, dict):
+        return "unexpected response"
+    parts = [str(data[k]) for k in ("error", "error_description", "message") if data.get(k)]
+    return ": ".join(parts) or "no error description"
