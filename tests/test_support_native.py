@@ -9,6 +9,7 @@ each fake (model string, `api_base` form, credential arguments).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Callable
@@ -24,12 +25,17 @@ from support.upstream import FakeUpstream, Recorded
 
 # Importing litellm without this downloads a price list (and retries for long offline).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-import litellm  # noqa: E402
+import litellm
 
 litellm.suppress_debug_info = True  # as the router sets it: no "Provider List" banners
 litellm.telemetry = False
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # LiteLLM's own import-time noise, raised lazily during the first calls.
+    pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Accessing the 'model_:DeprecationWarning"),
+]
 
 JSON = dict[str, Any]
 SYSTEM = "Be brief."
@@ -201,18 +207,20 @@ PROVIDERS = [
     ),
     Provider(
         name="gemini",
-        model="gemini/gemini-2.0-flash",
+        model="gemini/gemini-2.5-flash",
         # With api_base, LiteLLM builds {api_base}/models/{model}:{method} (no version of its
         # own): the /v1beta here makes the path Google AI Studio's.
         kwargs=lambda url: {"api_base": f"{url}/v1beta", "api_key": "test-gemini-key"},
-        path="/v1beta/models/gemini-2.0-flash:generateContent",
-        stream_path="/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+        path="/v1beta/models/gemini-2.5-flash:generateContent",
+        stream_path="/v1beta/models/gemini-2.5-flash:streamGenerateContent",
         stream_query={"alt": "sse"},
         text=native.gemini_text,
         tool=lambda call_id, name, arguments: native.gemini_tool(name, arguments),
         stream=native.gemini_stream,
         shape=gemini_shape,
-        tool_names=lambda body: [f["name"] for t in body["tools"] for f in t["function_declarations"]],
+        tool_names=lambda body: [
+            f["name"] for t in body["tools"] for f in t["function_declarations"]
+        ],
         check_auth=gemini_auth,
         keeps_tool_call_id=False,
     ),
@@ -287,6 +295,16 @@ PROVIDERS = [
     ),
 ]
 IDS = [provider.name for provider in PROVIDERS]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_litellm() -> None:
+    """LiteLLM imports much of itself (and boto3) on first use: pay that once here, so each
+    test's own time is its exchange."""
+    litellm.completion(
+        model="openai/gpt-4o", messages=MESSAGES, mock_response="warm", api_key="unused"
+    )
+    importlib.import_module("boto3")
 
 
 @pytest.fixture(autouse=True)
@@ -383,6 +401,28 @@ async def test_anthropic_fake_serves_a_prefixed_messages_path(upstream: FakeUpst
     assert response.choices[0].message.content == "from databricks"
 
 
+async def test_gemini_model_unknown_to_litellm_gets_no_system_instruction(
+    upstream: FakeUpstream,
+) -> None:
+    """LiteLLM sends `system_instruction` only for models its bundled price map says support
+    system messages; `gemini-2.0-flash` is not in 1.108.7's map, so the system prompt becomes
+    the first part of the first user turn."""
+    upstream.enqueue(native.gemini_text("ok"))
+
+    await litellm.acompletion(
+        model="gemini/gemini-2.0-flash",
+        messages=MESSAGES,
+        api_base=f"{upstream.url}/v1beta",
+        api_key="test-gemini-key",
+    )
+
+    assert upstream.last.path == "/v1beta/models/gemini-2.0-flash:generateContent"
+    assert "system_instruction" not in upstream.last.json
+    assert upstream.last.json["contents"] == [
+        {"role": "user", "parts": [{"text": SYSTEM}, {"text": "hi"}]}
+    ]
+
+
 async def test_bedrock_without_converse_prefix_and_runtime_endpoint(
     upstream: FakeUpstream,
 ) -> None:
@@ -428,7 +468,7 @@ async def test_cohere_sse_framing_is_not_parsed_by_litellm(upstream: FakeUpstrea
     cohere = PROVIDERS[IDS.index("cohere")]
 
     stream = await call(cohere, upstream, messages=MESSAGES, stream=True)
-    with pytest.raises(litellm.exceptions.APIConnectionError, match="Error parsing chunk"):
+    with pytest.raises(litellm.exceptions.MidStreamFallbackError, match="Error parsing chunk"):
         async for _ in stream:
             pass
 

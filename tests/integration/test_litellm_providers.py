@@ -134,10 +134,10 @@ PROVIDERS = [
     ),
     Provider(
         "gemini",
-        "{backend: litellm, model: gemini/gemini-2.0-flash, "
-        "params: {api_base: '{url}', api_key: os.environ/TEST_GEMINI_KEY}}",
-        "/models/gemini-2.0-flash:generateContent",
-        "/models/gemini-2.0-flash:streamGenerateContent",
+        "{backend: litellm, model: gemini/gemini-2.5-flash, "
+        "params: {api_base: '{url}/v1beta', api_key: os.environ/TEST_GEMINI_KEY}}",
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
         native.gemini_text,
         lambda call_id, name, arguments: native.gemini_tool(name, arguments),
         native.gemini_stream,
@@ -237,6 +237,8 @@ def test_text(sdk: anthropic.Anthropic, upstream: FakeUpstream, litellm_router, 
     assert seen.path == provider.path
     provider.check_auth(seen, upstream.url)
     assert "hi" in seen.raw.decode() and "Be brief." in seen.raw.decode()
+    if provider.name == "gemini":
+        assert seen.json["system_instruction"] == {"parts": [{"text": "Be brief."}]}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS, ids=IDS)

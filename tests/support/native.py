@@ -220,10 +220,17 @@ def bedrock_stream(pieces: list[str]) -> Reply:
 
 
 def sigv4_valid(
-    request: Recorded, host_url: str, access_key: str, secret_key: str, region: str
+    request: Recorded,
+    host_url: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    service: str = "bedrock",
 ) -> bool:
     """Recompute the AWS SigV4 signature of a recorded request with botocore, from the same
-    fake credentials and the request's own `x-amz-date`, and compare it with the one sent."""
+    fake credentials and the request's own `x-amz-date`, and compare it with the one sent.
+    Over the signed headers, method, path and raw body (not the query: Bedrock has none); any
+    other secret, region, service or body gives another signature."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
@@ -237,7 +244,7 @@ def sigv4_valid(
         method=request.method, url=f"{host_url}{request.path}", data=request.raw, headers=headers
     )
     replay.context["timestamp"] = request.headers["x-amz-date"]
-    auth = SigV4Auth(Credentials(access_key, secret_key), "bedrock", region)
+    auth = SigV4Auth(Credentials(access_key, secret_key), service, region)
     # add_auth() would stamp the current time; sign with the request's own timestamp instead.
     auth._modify_request_before_signing(replay)
     canonical = auth.canonical_request(replay)
