@@ -141,3 +141,17 @@ def test_bad_model_map_file_is_reported(tmp_path):
     (tmp_path / "map.yaml").write_text("- just\n- a list\n")
     result = _run(["check-config"], {"MODEL_MAP_FILE": "map.yaml"}, tmp_path)
     assert result.returncode == 2 and "MODEL_MAP_FILE" in result.stderr
+
+
+def test_missing_litellm_extra_is_a_clear_start_up_error(tmp_path):
+    # A stand-in package that fails to import, as litellm does when the extra is not installed.
+    shim = tmp_path / "shim" / "litellm"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('No module named litellm')\n")
+    env = {"PROXY_BACKEND": "LITELLM_OPENROUTER", "PYTHONPATH": f"{shim.parent}:{SRC_DIR}"}
+    result = _run(["serve"], env, tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "pip install 'anthropic-router[litellm]'" in result.stderr
+    # Without a LiteLLM route, litellm is never imported: the same shim does not matter.
+    env["PROXY_BACKEND"] = "OPENROUTER"
+    assert _run(["check-config"], env, tmp_path).returncode == 0
