@@ -502,3 +502,11 @@ def test_gemini_tool_schemas_are_cleaned_and_reported() -> None:
     # The same tool to a non-Gemini model goes untouched.
     body, reported = convert(req(tools=[tool]), "anthropic/claude-sonnet-4.5", "openrouter")
     assert body["tools"][0]["function"]["parameters"] == schema and reported == []
+
+
+def test_gemini_tool_without_schema_gets_no_empty_properties() -> None:
+    tool = {"name": "Ping"}
+    body, reported = convert(req(tools=[tool]), "google/gemini-2.5-pro", "openrouter")
+    assert body["tools"][0]["function"]["parameters"] == {"type": "object"} and reported == []
+    body, _ = convert(req(tools=[tool]), "openai/gpt-4o", "openrouter")
+    assert body["tools"][0]["function"]["parameters"] == {"type": "object", "properties": {}}

@@ -125,7 +125,9 @@ def _tools(request: JSON, body: JSON, caps: Capabilities, report: Report) -> dic
 
 def _parameters(schema: Any, caps: Capabilities, report: Report) -> JSON:
     if not isinstance(schema, dict) or not schema:
-        return {"type": "object", "properties": {}}
+        # Gemini rejects an empty `properties` on an OBJECT; everyone else expects the key.
+        gemini = caps.schema_dialect == "gemini"
+        return {"type": "object"} if gemini else {"type": "object", "properties": {}}
     if caps.schema_dialect != "gemini":
         return dict(schema)
     cleaned, removed = clean_schema_for_gemini(schema)
