@@ -29,7 +29,6 @@ DEFAULT_MODELS = {
     ProxyBackend.LITELLM_OPENROUTER: ("anthropic/claude-sonnet-4.5", "anthropic/claude-haiku-4.5"),
     ProxyBackend.AZURE_DATABRICKS: ("databricks-claude-sonnet-4-5", "databricks-claude-haiku-4-5"),
 }
-DEFAULT_BIG_MODEL, DEFAULT_SMALL_MODEL = DEFAULT_MODELS[ProxyBackend.OPENROUTER]
 
 
 def _split_csv(value: Any) -> Any:

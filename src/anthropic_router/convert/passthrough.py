@@ -55,7 +55,6 @@ class AnthropicRelay:
     failed: ApiError | None = None
     stop_reason: str | None = None
     dropped: list[str] = field(default_factory=list)
-    usage: JSON | None = None  # the OpenAI usage the translator reports: never set here
     anthropic_usage: JSON = field(default_factory=dict)
 
     def start(self) -> list[JSON]:

@@ -23,7 +23,7 @@ import orjson
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError, ConfigError
-from anthropic_router.providers.openai_chat import OpenAIChatProvider
+from anthropic_router.providers.openai_chat import OpenAIChatProvider, timeouts
 
 JSON = dict[str, Any]
 
@@ -58,9 +58,7 @@ def build(settings: Settings, *, native: bool = False, auth: Any = None) -> Open
         name="databricks",
         base_url=host,
         headers=headers,
-        connect_timeout=settings.connect_timeout,
-        first_byte_timeout=settings.first_byte_timeout,
-        read_timeout=settings.stream_idle_timeout,
+        **timeouts(settings),
         chat_path=NATIVE_ANTHROPIC_PATH if native else "/serving-endpoints",
         models_path="/api/2.0/serving-endpoints",
         models_key="endpoints",

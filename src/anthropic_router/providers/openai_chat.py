@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import orjson
 
+from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError
 from anthropic_router.providers.errors import error_from_response
 
@@ -52,6 +53,21 @@ class JsonAsStream(Exception):
 AuthHeaders = Callable[[aiohttp.ClientSession], Awaitable[Mapping[str, str]]]
 # Where a body goes: (URL, body to send). Databricks puts the model in the URL, for one.
 Endpoint = Callable[[JSON], tuple[str, JSON]]
+
+
+class Timeouts(TypedDict):
+    connect_timeout: float
+    first_byte_timeout: float
+    read_timeout: float
+
+
+def timeouts(settings: Settings) -> Timeouts:
+    """The provider's timeout arguments from the settings, the same for every upstream."""
+    return {
+        "connect_timeout": settings.connect_timeout,
+        "first_byte_timeout": settings.first_byte_timeout,
+        "read_timeout": settings.stream_idle_timeout,
+    }
 
 
 class OpenAIChatProvider:

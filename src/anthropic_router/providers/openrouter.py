@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from anthropic_router.config import Settings
-from anthropic_router.providers.openai_chat import OpenAIChatProvider
+from anthropic_router.providers.openai_chat import OpenAIChatProvider, timeouts
 
 
 def build(settings: Settings) -> OpenAIChatProvider:
@@ -19,7 +19,5 @@ def build(settings: Settings) -> OpenAIChatProvider:
         name="openrouter",
         base_url=settings.openrouter_base_url,
         headers=headers,
-        connect_timeout=settings.connect_timeout,
-        first_byte_timeout=settings.first_byte_timeout,
-        read_timeout=settings.stream_idle_timeout,
+        **timeouts(settings),
     )
