@@ -20,7 +20,6 @@ import pytest
 from botocore.eventstream import EventStreamBuffer
 
 from support import native, replies
-from support import openai_chunks as oc
 from support.upstream import FakeUpstream, Recorded
 
 # Importing litellm without this downloads a price list (and retries for long offline).
@@ -64,17 +63,6 @@ BEDROCK_PATH = "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0"  # ':' perce
 # -- OpenAI-chat replies (OpenAI, Mistral, Azure) ---------------------------------------------
 
 
-def openai_tool(call_id: str, name: str, arguments: JSON) -> replies.Reply:
-    return replies.completion(
-        tool_calls=[oc.tool_call(call_id, name, arguments)], finish_reason="tool_calls"
-    )
-
-
-def openai_stream(pieces: list[str]) -> replies.Reply:
-    chunks = [*(oc.chunk({"content": p}) for p in pieces), oc.finish_chunk(), oc.usage_chunk()]
-    return replies.sse(chunks)
-
-
 # -- What each provider's request must look like ----------------------------------------------
 
 
@@ -82,10 +70,6 @@ def openai_shape(body: JSON, stream: bool) -> None:
     """OpenAI chat, as OpenAI, Mistral, Azure and Cohere v2 receive it."""
     assert body["messages"] == MESSAGES
     assert body.get("stream", False) is stream
-
-
-def openai_tool_names(body: JSON) -> list[str]:
-    return [tool["function"]["name"] for tool in body["tools"]]
 
 
 def anthropic_shape(body: JSON, stream: bool) -> None:
@@ -115,28 +99,13 @@ def bedrock_shape(body: JSON, stream: bool) -> None:
 # -- How each provider authenticates ----------------------------------------------------------
 
 
-def bearer(key: str) -> Callable[[Recorded, str], None]:
-    def check(seen: Recorded, url: str) -> None:
-        assert seen.headers["authorization"] == f"Bearer {key}"
-
-    return check
-
-
-def header(name: str, key: str) -> Callable[[Recorded, str], None]:
-    def check(seen: Recorded, url: str) -> None:
-        assert seen.headers[name] == key
-        assert "authorization" not in seen.headers
-
-    return check
-
-
 def anthropic_auth(seen: Recorded, url: str) -> None:
-    header("x-api-key", "test-anthropic-key")(seen, url)
+    native.header("x-api-key", "test-anthropic-key")(seen, url)
     assert seen.headers["anthropic-version"] == "2023-06-01"
 
 
 def gemini_auth(seen: Recorded, url: str) -> None:
-    header("x-goog-api-key", "test-gemini-key")(seen, url)
+    native.header("x-goog-api-key", "test-gemini-key")(seen, url)
     assert "key" not in seen.query  # LiteLLM keeps the key out of URLs (and tracebacks)
 
 
@@ -199,11 +168,11 @@ PROVIDERS = [
         path="/v1/chat/completions",
         stream_path="/v1/chat/completions",
         text=replies.completion,
-        tool=openai_tool,
-        stream=openai_stream,
+        tool=native.openai_tool,
+        stream=native.openai_stream,
         shape=openai_shape,
-        tool_names=openai_tool_names,
-        check_auth=bearer("test-openai-key"),
+        tool_names=native.openai_tool_names,
+        check_auth=native.bearer("test-openai-key"),
     ),
     Provider(
         name="gemini",
@@ -236,8 +205,8 @@ PROVIDERS = [
         tool=native.cohere_tool,
         stream=native.cohere_stream,
         shape=openai_shape,
-        tool_names=openai_tool_names,
-        check_auth=bearer("test-cohere-key"),
+        tool_names=native.openai_tool_names,
+        check_auth=native.bearer("test-cohere-key"),
         # LiteLLM's v2 adapter ignores Cohere's `finish_reason: TOOL_CALL`.
         tool_finish_reason="stop",
     ),
@@ -249,11 +218,11 @@ PROVIDERS = [
         path="/v1/chat/completions",
         stream_path="/v1/chat/completions",
         text=replies.completion,
-        tool=openai_tool,
-        stream=openai_stream,
+        tool=native.openai_tool,
+        stream=native.openai_stream,
         shape=openai_shape,
-        tool_names=openai_tool_names,
-        check_auth=bearer("test-mistral-key"),
+        tool_names=native.openai_tool_names,
+        check_auth=native.bearer("test-mistral-key"),
     ),
     Provider(
         name="azure",
@@ -268,11 +237,11 @@ PROVIDERS = [
         query={"api-version": "2024-10-21"},
         stream_query={"api-version": "2024-10-21"},
         text=replies.completion,
-        tool=openai_tool,
-        stream=openai_stream,
+        tool=native.openai_tool,
+        stream=native.openai_stream,
         shape=openai_shape,
-        tool_names=openai_tool_names,
-        check_auth=header("api-key", "test-azure-key"),
+        tool_names=native.openai_tool_names,
+        check_auth=native.header("api-key", "test-azure-key"),
     ),
     Provider(
         name="bedrock",

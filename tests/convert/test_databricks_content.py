@@ -14,6 +14,19 @@ import pytest
 
 from anthropic_router.convert.response import to_anthropic_message
 from anthropic_router.convert.stream import StreamTranslator
+from support.anthropic_events import (
+    TEXT,
+    THINKING,
+    end,
+    json_d,
+    opening,
+    sig_d,
+    start,
+    stop,
+    text_d,
+    think_d,
+    tool,
+)
 from support.grammar import accumulate, check_grammar
 
 JSON = dict[str, Any]
@@ -27,12 +40,6 @@ USAGE = {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42}
 ANTHROPIC_USAGE = {
     "input_tokens": 30,
     "output_tokens": 12,
-    "cache_creation_input_tokens": 0,
-    "cache_read_input_tokens": 0,
-}
-ZERO = {
-    "input_tokens": 0,
-    "output_tokens": 0,
     "cache_creation_input_tokens": 0,
     "cache_read_input_tokens": 0,
 }
@@ -295,67 +302,7 @@ def tc(index: int, id: str | None = None, name: str | None = None, args: str = "
     return call
 
 
-START: list[JSON] = [
-    {
-        "type": "message_start",
-        "message": {
-            "id": "msg_test",
-            "type": "message",
-            "role": "assistant",
-            "model": MODEL,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": ZERO,
-        },
-    },
-    {"type": "ping"},
-]
-TEXT = {"type": "text", "text": ""}
-THINKING = {"type": "thinking", "thinking": "", "signature": ""}
-
-
-def start(index: int, block: JSON) -> JSON:
-    return {"type": "content_block_start", "index": index, "content_block": block}
-
-
-def delta(index: int, body: JSON) -> JSON:
-    return {"type": "content_block_delta", "index": index, "delta": body}
-
-
-def text_d(index: int, text: str) -> JSON:
-    return delta(index, {"type": "text_delta", "text": text})
-
-
-def think_d(index: int, text: str) -> JSON:
-    return delta(index, {"type": "thinking_delta", "thinking": text})
-
-
-def sig_d(index: int, signature: str) -> JSON:
-    return delta(index, {"type": "signature_delta", "signature": signature})
-
-
-def json_d(index: int, fragment: str) -> JSON:
-    return delta(index, {"type": "input_json_delta", "partial_json": fragment})
-
-
-def stop(index: int) -> JSON:
-    return {"type": "content_block_stop", "index": index}
-
-
-def tool(id: str, name: str) -> JSON:
-    return {"type": "tool_use", "id": id, "name": name, "input": {}}
-
-
-def end(reason: str, usage: JSON | None = None) -> list[JSON]:
-    return [
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": reason, "stop_sequence": None},
-            "usage": usage or ZERO,
-        },
-        {"type": "message_stop"},
-    ]
+START: list[JSON] = opening(MODEL)
 
 
 def run(script: list[Any]) -> list[JSON]:

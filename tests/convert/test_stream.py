@@ -15,6 +15,20 @@ import pytest
 from anthropic_router.convert.sse import SSEDecoder
 from anthropic_router.convert.stream import StreamTranslator, message_events
 from anthropic_router.errors import ApiError
+from support.anthropic_events import (
+    TEXT,
+    THINKING,
+    end,
+    error,
+    json_d,
+    opening,
+    sig_d,
+    start,
+    stop,
+    text_d,
+    think_d,
+    tool,
+)
 from support.grammar import accumulate, check_grammar
 
 JSON = dict[str, Any]
@@ -83,30 +97,7 @@ def usage_chunk(prompt: int, completion: int, cached: int = 0) -> JSON:
 
 # -- expected Anthropic events -----------------------------------------------------------------
 
-ZERO = {
-    "input_tokens": 0,
-    "output_tokens": 0,
-    "cache_creation_input_tokens": 0,
-    "cache_read_input_tokens": 0,
-}
-START: list[JSON] = [
-    {
-        "type": "message_start",
-        "message": {
-            "id": "msg_test",
-            "type": "message",
-            "role": "assistant",
-            "model": MODEL,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": ZERO,
-        },
-    },
-    {"type": "ping"},
-]
-TEXT = {"type": "text", "text": ""}
-THINKING = {"type": "thinking", "thinking": "", "signature": ""}
+START: list[JSON] = opening(MODEL)
 
 
 def U(inp: int, out: int, cache_read: int = 0, cache_write: int = 0) -> JSON:
@@ -116,56 +107,6 @@ def U(inp: int, out: int, cache_read: int = 0, cache_write: int = 0) -> JSON:
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
     }
-
-
-def start(index: int, block: JSON) -> JSON:
-    return {"type": "content_block_start", "index": index, "content_block": block}
-
-
-def tool(id: str, name: str) -> JSON:
-    return {"type": "tool_use", "id": id, "name": name, "input": {}}
-
-
-def text_d(index: int, text: str) -> JSON:
-    return {
-        "type": "content_block_delta",
-        "index": index,
-        "delta": {"type": "text_delta", "text": text},
-    }
-
-
-def think_d(index: int, text: str) -> JSON:
-    delta = {"type": "thinking_delta", "thinking": text}
-    return {"type": "content_block_delta", "index": index, "delta": delta}
-
-
-def sig_d(index: int, signature: str) -> JSON:
-    delta = {"type": "signature_delta", "signature": signature}
-    return {"type": "content_block_delta", "index": index, "delta": delta}
-
-
-def json_d(index: int, fragment: str) -> JSON:
-    delta = {"type": "input_json_delta", "partial_json": fragment}
-    return {"type": "content_block_delta", "index": index, "delta": delta}
-
-
-def stop(index: int) -> JSON:
-    return {"type": "content_block_stop", "index": index}
-
-
-def end(reason: str, usage: JSON | None = None, stop_sequence: str | None = None) -> list[JSON]:
-    return [
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": reason, "stop_sequence": stop_sequence},
-            "usage": usage or ZERO,
-        },
-        {"type": "message_stop"},
-    ]
-
-
-def error(error_type: str, message: str) -> JSON:
-    return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
 # -- running a script ----------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from support import native, replies
 from support import openai_chunks as oc
-from support import replies
 from support.router import RouterProcess
 from support.upstream import FakeUpstream
 
@@ -28,35 +28,9 @@ GEMINI_FORBIDDEN = {
 }  # fmt: skip
 
 
-def _event(data: dict[str, Any]) -> str:
-    return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n"
-
-
 def anthropic_stream(block: dict[str, Any], delta: dict[str, Any], stop_reason: str) -> Any:
     """One content block as Anthropic streams it, from message_start to message_stop."""
-    message = {
-        "id": "msg_dbx_e2e",
-        "type": "message",
-        "role": "assistant",
-        "model": "databricks-claude-sonnet-4-5",
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 40, "output_tokens": 1},
-    }
-    events = [
-        {"type": "message_start", "message": message},
-        {"type": "content_block_start", "index": 0, "content_block": block},
-        {"type": "content_block_delta", "index": 0, "delta": delta},
-        {"type": "content_block_stop", "index": 0},
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-            "usage": {"output_tokens": 12},
-        },
-        {"type": "message_stop"},
-    ]
-    return replies.sse([_event(e) for e in events], done=False)
+    return replies.sse(native.anthropic_events([(block, [delta])], stop_reason), done=False)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ client's model name. A loopback upstream speaks the Anthropic Messages wire form
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import anthropic
 import httpx
 import pytest
 
-from support import replies
+from support import native, replies
 from support.router import RouterProcess
 from support.upstream import FakeUpstream
 
@@ -35,34 +34,6 @@ def message(content: list[dict[str, Any]], stop_reason: str = "end_turn") -> dic
         "stop_sequence": None,
         "usage": USAGE,
     }
-
-
-def event(data: dict[str, Any]) -> str:
-    return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n"
-
-
-def stream_events(blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[str]:
-    start = {**message([]), "stop_reason": None, "usage": {"input_tokens": 12, "output_tokens": 1}}
-    events = [event({"type": "message_start", "message": start}), event({"type": "ping"})]
-    for index, (block, deltas) in enumerate(blocks):
-        events.append(
-            event({"type": "content_block_start", "index": index, "content_block": block})
-        )
-        events += [
-            event({"type": "content_block_delta", "index": index, "delta": d}) for d in deltas
-        ]
-        events.append(event({"type": "content_block_stop", "index": index}))
-    events.append(
-        event(
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                "usage": {"output_tokens": 9},
-            }
-        )
-    )
-    events.append(event({"type": "message_stop"}))
-    return events
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +96,7 @@ def test_stream_relays_thinking_and_tool_use(sdk: anthropic.Anthropic, upstream:
     tool = {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}
     upstream.enqueue(
         replies.sse(
-            stream_events(
+            native.anthropic_events(
                 [
                     (
                         thinking,
@@ -135,7 +106,9 @@ def test_stream_relays_thinking_and_tool_use(sdk: anthropic.Anthropic, upstream:
                         ],
                     ),
                     (tool, [{"type": "input_json_delta", "partial_json": '{"path": "a.txt"}'}]),
-                ]
+                ],
+                stop_reason="tool_use",
+                output_tokens=9,
             ),
             done=False,
         )
@@ -162,7 +135,7 @@ def test_stream_ending_early_is_an_error_event(
     sdk: anthropic.Anthropic, upstream: FakeUpstream, reply: Any, message: str
 ):
     text = {"type": "text", "text": ""}
-    events = stream_events([(text, [{"type": "text_delta", "text": "par"}])])
+    events = native.anthropic_events([(text, [{"type": "text_delta", "text": "par"}])])
     upstream.enqueue(reply(events[:4]))
     with (
         pytest.raises(anthropic.APIError, match=message),

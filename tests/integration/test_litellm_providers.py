@@ -16,7 +16,6 @@ import anthropic
 import pytest
 
 from support import native, replies
-from support import openai_chunks as oc
 from support.router import RouterProcess
 from support.upstream import FakeUpstream, Recorded
 
@@ -49,25 +48,6 @@ KEYS = {
 }
 
 
-def openai_text(text: str) -> replies.Reply:
-    return replies.completion(text)
-
-
-def openai_tool(call_id: str, name: str, arguments: JSON) -> replies.Reply:
-    return replies.completion(
-        tool_calls=[oc.tool_call(call_id, name, arguments)], finish_reason="tool_calls"
-    )
-
-
-def openai_stream(pieces: list[str]) -> replies.Reply:
-    chunks = [*(oc.chunk({"content": p}) for p in pieces), oc.finish_chunk(), oc.usage_chunk()]
-    return replies.sse(chunks)
-
-
-def openai_tool_names(body: JSON) -> list[str]:
-    return [tool["function"]["name"] for tool in body["tools"]]
-
-
 @dataclass(frozen=True)
 class Provider:
     name: str
@@ -83,20 +63,6 @@ class Provider:
     @property
     def model(self) -> str:
         return f"p-{self.name}"
-
-
-def bearer(key: str) -> Callable[[Recorded, str], None]:
-    def check(seen: Recorded, url: str) -> None:
-        assert seen.headers["authorization"] == f"Bearer {key}"
-
-    return check
-
-
-def header(name: str, key: str) -> Callable[[Recorded, str], None]:
-    def check(seen: Recorded, url: str) -> None:
-        assert seen.headers[name] == key
-
-    return check
 
 
 def sigv4(seen: Recorded, url: str) -> None:
@@ -118,7 +84,7 @@ PROVIDERS = [
         native.anthropic_tool,
         native.anthropic_stream,
         lambda body: [tool["name"] for tool in body["tools"]],
-        header("x-api-key", KEYS["TEST_ANTHROPIC_KEY"]),
+        native.header("x-api-key", KEYS["TEST_ANTHROPIC_KEY"]),
     ),
     Provider(
         "openai",
@@ -126,11 +92,11 @@ PROVIDERS = [
         "params: {api_base: '{url}/v1', api_key: os.environ/TEST_OPENAI_KEY}}",
         "/v1/chat/completions",
         "/v1/chat/completions",
-        openai_text,
-        openai_tool,
-        openai_stream,
-        openai_tool_names,
-        bearer(KEYS["TEST_OPENAI_KEY"]),
+        native.openai_text,
+        native.openai_tool,
+        native.openai_stream,
+        native.openai_tool_names,
+        native.bearer(KEYS["TEST_OPENAI_KEY"]),
     ),
     Provider(
         "gemini",
@@ -142,7 +108,7 @@ PROVIDERS = [
         lambda call_id, name, arguments: native.gemini_tool(name, arguments),
         native.gemini_stream,
         lambda body: [f["name"] for t in body["tools"] for f in t["function_declarations"]],
-        header("x-goog-api-key", KEYS["TEST_GEMINI_KEY"]),
+        native.header("x-goog-api-key", KEYS["TEST_GEMINI_KEY"]),
     ),
     Provider(
         "cohere",
@@ -153,8 +119,8 @@ PROVIDERS = [
         native.cohere_text,
         native.cohere_tool,
         native.cohere_stream,
-        openai_tool_names,
-        bearer(KEYS["TEST_COHERE_KEY"]),
+        native.openai_tool_names,
+        native.bearer(KEYS["TEST_COHERE_KEY"]),
     ),
     Provider(
         "mistral",
@@ -162,11 +128,11 @@ PROVIDERS = [
         "params: {api_base: '{url}/v1', api_key: os.environ/TEST_MISTRAL_KEY}}",
         "/v1/chat/completions",
         "/v1/chat/completions",
-        openai_text,
-        openai_tool,
-        openai_stream,
-        openai_tool_names,
-        bearer(KEYS["TEST_MISTRAL_KEY"]),
+        native.openai_text,
+        native.openai_tool,
+        native.openai_stream,
+        native.openai_tool_names,
+        native.bearer(KEYS["TEST_MISTRAL_KEY"]),
     ),
     Provider(
         "azure",
@@ -174,11 +140,11 @@ PROVIDERS = [
         "api_version: '2024-10-21', api_key: os.environ/TEST_AZURE_KEY}}",
         "/openai/deployments/my-gpt-4o/chat/completions",
         "/openai/deployments/my-gpt-4o/chat/completions",
-        openai_text,
-        openai_tool,
-        openai_stream,
-        openai_tool_names,
-        header("api-key", KEYS["TEST_AZURE_KEY"]),
+        native.openai_text,
+        native.openai_tool,
+        native.openai_stream,
+        native.openai_tool_names,
+        native.header("api-key", KEYS["TEST_AZURE_KEY"]),
     ),
     Provider(
         "bedrock",

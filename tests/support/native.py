@@ -2,7 +2,8 @@
 Anthropic Messages, Gemini generateContent, Cohere v2 chat, Bedrock Converse (JSON and the AWS
 binary event stream), plus a SigV4 check that recomputes the signature with botocore.
 
-OpenAI, Mistral and Azure OpenAI speak OpenAI chat: `support.replies` covers them.
+OpenAI, Mistral and Azure OpenAI speak OpenAI chat: the `openai_*` builders here wrap
+`support.replies` for them. `bearer`/`header` check how a request authenticated.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from typing import Any
 
-from .replies import Connection, Reply, json_reply, sse
+from . import openai_chunks as oc
+from .replies import Connection, Reply, completion, json_reply, sse
 from .upstream import Recorded
 
 JSON = dict[str, Any]
@@ -43,25 +46,73 @@ def anthropic_tool(call_id: str, name: str, arguments: JSON) -> Reply:
     return json_reply(_anthropic_message([block], "tool_use"))
 
 
+def anthropic_events(
+    blocks: list[tuple[JSON, list[JSON]]], stop_reason: str = "end_turn", output_tokens: int = 6
+) -> list[str]:
+    """A whole Anthropic event stream as SSE frames (`event:` line and data): message_start,
+    a ping, then each (content_block_start block, its deltas), message_delta, message_stop."""
+    start = {**_anthropic_message([], stop_reason), "stop_reason": None}
+    events: list[JSON] = [{"type": "message_start", "message": start}, {"type": "ping"}]
+    for index, (block, deltas) in enumerate(blocks):
+        events.append({"type": "content_block_start", "index": index, "content_block": block})
+        events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
+        events.append({"type": "content_block_stop", "index": index})
+    delta = {"stop_reason": stop_reason, "stop_sequence": None}
+    events.append(
+        {"type": "message_delta", "delta": delta, "usage": {"output_tokens": output_tokens}}
+    )
+    events.append({"type": "message_stop"})
+    return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events]
+
+
 def anthropic_stream(pieces: list[str]) -> Reply:
-    start = {**_anthropic_message([], "end_turn"), "stop_reason": None}
-    events: list[JSON] = [
-        {"type": "message_start", "message": start},
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        *(
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
-            for p in pieces
-        ),
-        {"type": "content_block_stop", "index": 0},
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-            "usage": {"output_tokens": 6},
-        },
-        {"type": "message_stop"},
-    ]
-    frames = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events]
-    return sse(frames, done=False)
+    text = {"type": "text", "text": ""}
+    deltas = [{"type": "text_delta", "text": p} for p in pieces]
+    return sse(anthropic_events([(text, deltas)]), done=False)
+
+
+# -- OpenAI chat (OpenAI, Mistral, Azure OpenAI) ----------------------------------------------
+
+
+def openai_text(text: str) -> Reply:
+    return completion(text)
+
+
+def openai_tool(call_id: str, name: str, arguments: JSON) -> Reply:
+    return completion(
+        tool_calls=[oc.tool_call(call_id, name, arguments)], finish_reason="tool_calls"
+    )
+
+
+def openai_stream(pieces: list[str]) -> Reply:
+    chunks = [*(oc.chunk({"content": p}) for p in pieces), oc.finish_chunk(), oc.usage_chunk()]
+    return sse(chunks)
+
+
+def openai_tool_names(body: JSON) -> list[str]:
+    return [tool["function"]["name"] for tool in body["tools"]]
+
+
+# -- How a request authenticated --------------------------------------------------------------
+
+AuthCheck = Callable[[Recorded, str], None]
+
+
+def bearer(key: str) -> AuthCheck:
+    def check(seen: Recorded, url: str) -> None:
+        assert seen.headers["authorization"] == f"Bearer {key}"
+
+    return check
+
+
+def header(name: str, key: str) -> AuthCheck:
+    """The key in its own header, and no Authorization header beside it."""
+
+    def check(seen: Recorded, url: str) -> None:
+        assert seen.headers[name] == key
+        assert "authorization" not in seen.headers
+
+    return check
 
 
 # -- Gemini generateContent -------------------------------------------------------------------
