@@ -130,6 +130,22 @@ class Settings(BaseSettings):
     log_bodies: bool = False
     metrics_enable: bool = True
 
+    # Message batches (batches/, docs/15-batches.md). Requests per batch and bytes per create
+    # body (Anthropic's limits), batch requests run at once per instance (apart from
+    # MAX_CONCURRENT_REQUESTS), how long results stay, and the lease an instance holds on a
+    # request it runs (renewed every third of it; a dead instance's leases are reclaimed).
+    batch_processing_enable: bool = True
+    batch_max_size: int = Field(100_000, ge=1)
+    batch_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    batch_concurrency: int = Field(8, ge=1, le=1000)
+    batch_results_retention_days: float = Field(29.0, gt=0)
+    batch_expiry_seconds: float = Field(24 * 3600.0, gt=0)
+    batch_lease_seconds: float = Field(60.0, ge=1)
+    batch_poll_interval: float = Field(1.0, gt=0)
+    batch_sweep_interval: float = Field(5.0, gt=0)
+    batch_retry_base_delay: float = Field(5.0, gt=0)
+    batch_retry_max_delay: float = Field(600.0, gt=0)
+
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
     @field_validator(

@@ -68,7 +68,22 @@ COST = Counter(
     ["upstream_model"],
 )
 CACHE = Counter("anthropic_router_cache_requests_total", "Prompt-cache lookups.", ["result"])
-BATCH = Counter("anthropic_router_batch_requests_total", "Batch request results.", ["result"])
+BATCH = Counter(
+    "anthropic_router_batch_requests_total",
+    "Batch requests by result (succeeded, errored, retried) as this instance wrote them.",
+    ["result"],
+)
+BATCHES = Gauge(
+    "anthropic_router_batches",
+    "Message batches in the store by processing status (in_progress, canceling, ended).",
+    ["status"],
+    multiprocess_mode="max",
+)
+BATCH_QUEUE = Gauge(
+    "anthropic_router_batch_queue_depth",
+    "Batch requests not yet finished, across all instances sharing the store.",
+    multiprocess_mode="max",
+)
 INFO = Gauge(
     "anthropic_router_info",
     "Build and configuration: always 1, the labels carry the values.",
@@ -118,6 +133,12 @@ def _observe_usage(upstream_model: str, usage: dict[str, int], cost: float | Non
             TOKENS.labels(upstream_model, kind).inc(usage[key])
     if cost:
         COST.labels(upstream_model).inc(cost)
+
+
+def set_batch_gauges(by_status: dict[str, int], depth: int) -> None:
+    for status in ("in_progress", "canceling", "ended"):
+        BATCHES.labels(status).set(by_status.get(status, 0))
+    BATCH_QUEUE.set(depth)
 
 
 def set_info(version: str, backend: str, toggles: dict[str, bool]) -> None:

@@ -46,6 +46,8 @@ class Exchange:
     cost_usd: float | None = None
     fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
+    batch_id: str | None = None  # a message batch's request: its batch and custom_id
+    custom_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def mark(self, phase: str) -> None:
@@ -74,6 +76,8 @@ class Exchange:
             "cost_usd": self.cost_usd,
             "fallback": self.fallback,
             "dropped": self.dropped or None,
+            "batch_id": self.batch_id,
+            "custom_id": self.custom_id,
             "ms": self.timings,
         }
         return {key: value for key, value in data.items() if value is not None}
