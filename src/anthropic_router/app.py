@@ -13,6 +13,8 @@ import logging
 from typing import Any
 
 from anthropic_router import __version__
+from anthropic_router.batches import api as batches_api
+from anthropic_router.batches.runner import Runner
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
 from anthropic_router.errors import ApiError, not_found
@@ -38,6 +40,7 @@ from anthropic_router.observability import (
 )
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.store import Store, StoreError, open_store
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
 
@@ -56,6 +59,8 @@ class App:
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
+        self.store: Store | None = None
+        self.batch_runner: Runner | None = None  # while the lifespan runs
         if settings.metrics_enable:
             from anthropic_router import metrics
 
@@ -82,16 +87,53 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self._open_storage()
+                except StoreError as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
                 for provider in self.router.providers():
                     provider.open()
+                self._start_batches()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
+                if self.batch_runner is not None:  # before the providers and store close
+                    await self.batch_runner.stop()
+                    self.batch_runner = None
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _open_storage(self) -> None:
+        """The store (when a feature needs it); StoreError names DATABASE_URL, no password."""
+        settings = self.settings
+        if settings.store_enabled:
+            try:
+                self.store = await open_store(
+                    settings.database_url,
+                    pool_size=settings.database_pool_size,
+                    connect_timeout=settings.database_connect_timeout,
+                )
+            except StoreError as error:
+                # The error names the database (password hidden); one line, no traceback.
+                detail = " ".join(str(error).split())
+                raise StoreError(f"DATABASE_URL: cannot open the store: {detail}") from None
+
+    def _start_batches(self) -> None:
+        if self.settings.batch_processing_enable and self.store is not None:
+            self.batch_runner = Runner(
+                self.settings, self.store, self.relay, self.router, self._metrics
+            )
+            self.batch_runner.start()
+
+    async def _close_storage(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(new_request_id(), scope["method"], scope["path"])
@@ -149,6 +191,8 @@ class App:
         client_key = self._authenticate(scope, exchange)
         if path == "/v1/messages" and method == "POST":
             await self._messages(receive, send, exchange, headers, client_key, scope)
+        elif path.startswith("/v1/messages/batches"):
+            await batches_api.handle(self, scope, receive, send, exchange, headers, client_key)
         elif path == "/v1/messages/count_tokens" and method == "POST":
             await self._count_tokens(receive, send, exchange, headers)
         elif path == "/v1/models" and method == "GET":
