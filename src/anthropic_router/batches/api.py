@@ -175,8 +175,9 @@ async def _create(
     requests = validate_requests(body, settings.batch_max_size, app.router.resolve)
     now = time.time()
     passed = {name.decode(): v for name in _PASSED_HEADERS if (v := header(scope, name))}
-    batch = {
-        "id": shapes.new_batch_id(),
+    batch_id = shapes.new_batch_id()
+    batch: JSON = {
+        "id": batch_id,
         "owner": owner,
         "headers": orjson.dumps(passed).decode(),
         "created_at": now,
@@ -187,7 +188,7 @@ async def _create(
     await storage.insert_batch(_store(app), batch, rows)
     if app.batch_runner is not None:
         app.batch_runner.wake()
-    row = await _found(app, batch["id"], None)
+    row = await _found(app, batch_id, None)
     await send_json(send, 200, shapes.message_batch(row, _base_url(scope)), headers)
 
 
@@ -199,14 +200,16 @@ async def _list(app: App, scope: Scope, send: Send, headers: Headers, owner: str
         limit = 0
     if not 1 <= limit <= 1000:
         raise invalid_request("limit: an integer from 1 to 1000")
-    cursors = {}
+    cursors: dict[str, JSON] = {}
     for name in ("after_id", "before_id"):
         if query.get(name):
             try:
                 cursors[name.removesuffix("_id")] = await _found(app, query[name], owner)
             except ApiError:
                 raise invalid_request(f"{name}: no message batch {query[name]!r}") from None
-    rows, has_more = await storage.list_batches(_store(app), owner, limit, **cursors)
+    rows, has_more = await storage.list_batches(
+        _store(app), owner, limit, cursors.get("after"), cursors.get("before")
+    )
     base = _base_url(scope)
     page = shapes.page([shapes.message_batch(row, base) for row in rows], has_more)
     await send_json(send, 200, page, headers)
@@ -223,9 +226,7 @@ async def _cancel(
     await send_json(send, 200, shapes.message_batch(row, _base_url(scope)), headers)
 
 
-async def _delete(
-    app: App, batch_id: str, send: Send, headers: Headers, owner: str | None
-) -> None:
+async def _delete(app: App, batch_id: str, send: Send, headers: Headers, owner: str | None) -> None:
     row = await _found(app, batch_id, owner)
     if row["status"] != "ended":
         raise invalid_request(

@@ -41,9 +41,7 @@ _RETRYABLE_STATUS = (408, 409, 429, 500, 502, 503, 504, 529)
 
 def is_retryable(error: ApiError) -> bool:
     return (
-        error.retryable
-        or error.error_type in _RETRYABLE_TYPES
-        or error.status in _RETRYABLE_STATUS
+        error.retryable or error.error_type in _RETRYABLE_TYPES or error.status in _RETRYABLE_STATUS
     )
 
 
@@ -54,7 +52,7 @@ def backoff(attempts: int, base: float, cap: float, retry_after: str | None) -> 
         floor = float(retry_after) if retry_after else 0.0
     except ValueError:
         floor = 0.0
-    return max(delay, min(floor, cap))
+    return float(max(delay, min(floor, cap)))
 
 
 class Runner:
@@ -194,7 +192,7 @@ class Runner:
         """Run the request: ("succeeded"|"errored", result), or None when it was put back
         to be retried later."""
         try:
-            request = parse_messages_request(orjson.loads(item.params))
+            request: dict[str, Any] = dict(parse_messages_request(orjson.loads(item.params)))
             route = self.router.resolve(request["model"])
             record.client_model, record.route_reason = route.client_model, route.reason
             headers, owner = await self._batch(item.batch_id)
@@ -211,8 +209,8 @@ class Runner:
             return "errored", shapes.errored(error.body(record.request_id))
         except (ValueError, TypeError, KeyError) as exc:  # a row this version cannot read
             record.status, record.error_type = 500, "api_error"
-            error = ApiError("api_error", f"batch request could not be run: {exc}")
-            return "errored", shapes.errored(error.body(record.request_id))
+            failure = ApiError("api_error", f"batch request could not be run: {exc}")
+            return "errored", shapes.errored(failure.body(record.request_id))
 
     async def _retry_later(self, item: Claimed, error: ApiError) -> None:
         settings = self.settings
@@ -225,7 +223,8 @@ class Runner:
         now = time.time()
         if error.error_type in ("rate_limit_error", "overloaded_error"):
             # Everyone is likely being limited: slow the whole batch, not only this request.
-            self._hold_until = max(self._hold_until, now + min(delay, settings.batch_retry_base_delay))
+            pause = min(delay, settings.batch_retry_base_delay)
+            self._hold_until = max(self._hold_until, now + pause)
         await storage.retry_later(self.store, self.owner, item, now + delay)
         if self.metrics is not None:
             self.metrics.BATCH.labels("retried").inc()

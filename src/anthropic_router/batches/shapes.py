@@ -70,7 +70,8 @@ def deleted_batch(batch_id: str) -> JSON:
 
 
 def page(items: list[JSON], has_more: bool) -> JSON:
-    """A list page the SDK's `SyncPage` follows with `after_id=last_id` (or `before_id=first_id`)."""
+    """A list page; the SDK's `SyncPage` asks for the next with `after_id=last_id`
+    (or `before_id=first_id`)."""
     return {
         "data": items,
         "has_more": has_more,

@@ -182,7 +182,9 @@ async def renew(store: Store, owner: str, until: float) -> int:
     )
 
 
-_FENCE = "WHERE batch_id = ? AND position = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?"
+_FENCE = (
+    "WHERE batch_id = ? AND position = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?"
+)
 
 
 async def finish(
