@@ -167,10 +167,12 @@ async def claim(
     rows = await store.fetch(
         _claim_sql(store.dialect), (owner, now + lease_seconds, now, now, limit)
     )
-    return [
+    claimed = [
         Claimed(r["batch_id"], int(r["position"]), r["custom_id"], r["params"], int(r["attempts"]))
         for r in rows
     ]
+    claimed.sort(key=lambda c: (c.batch_id, c.position))  # RETURNING has no order
+    return claimed
 
 
 async def renew(store: Store, owner: str, until: float) -> int:
