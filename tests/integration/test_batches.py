@@ -90,7 +90,7 @@ def sdk(router: RouterProcess, secondary: ContentScriptedUpstream) -> Iterator[a
         yield client
 
 
-def request(custom_id: str, text: str, model: str = "claude-sonnet-4-5") -> dict[str, Any]:
+def request(custom_id: str, text: str, model: str = "claude-sonnet-4-6") -> dict[str, Any]:
     return {
         "custom_id": custom_id,
         "params": {
@@ -149,7 +149,7 @@ def test_a_mixed_batch_through_every_sdk_method(
         result = found[f"ok-{i}"]
         assert result.type == "succeeded"
         assert result.message.content[0].text == f"answer t{i}"
-        assert result.message.model == "claude-sonnet-4-5"
+        assert result.message.model == "claude-sonnet-4-6"
         assert result.message.usage.output_tokens > 0
     bad = found["bad-1"]
     assert bad.type == "errored"
@@ -180,7 +180,7 @@ def test_requests_of_one_batch_take_their_own_routes_and_backends(
     router: RouterProcess,
 ):
     requests = [
-        request("remote", "ok r1", "claude-sonnet-4-5"),
+        request("remote", "ok r1", "claude-sonnet-4-6"),
         request("local", "ok l1", "claude-local-1"),
         request("fallback", "ok f1", "claude-flaky-1"),
         request("by-id", "ok u1", "vendor/exact-model"),
@@ -335,7 +335,7 @@ def test_disabled_batches_answer_404(upstream: FakeUpstream, tmp_path: Path):
             client.messages.batches.retrieve("msgbatch_01abc")
         # Interactive traffic is unaffected, and no store file was created.
         assert client.messages.create(
-            model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+            model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
         ).content
     assert not (tmp_path / "x.db").exists()
 
@@ -403,7 +403,7 @@ def test_batch_work_does_not_count_against_interactive_concurrency(
         upstream.wait_for_requests(2)
         # Batch requests are in flight, yet the one interactive slot is free.
         reply = client.messages.create(
-            model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "ok q"}]
+            model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "ok q"}]
         )
         assert reply.content[0].text == "answer q"  # type: ignore[union-attr]
         assert client.messages.batches.retrieve(created.id).processing_status == "in_progress"

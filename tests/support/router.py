@@ -142,6 +142,12 @@ class RouterProcess:
             self._workdir = None
         return None if process is None else process.returncode
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown runs (logs stay readable until stop())."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def __enter__(self) -> RouterProcess:
         return self.start()
 
