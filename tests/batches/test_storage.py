@@ -32,7 +32,7 @@ async def _batch(store: Store, n: int, created: float = T0, owner: str | None = 
         "created_at": created,
         "expires_at": created + 86400,
     }
-    await storage.insert_batch(store, batch, [(f"c{i}", '{"i": %d}' % i) for i in range(n)])
+    await storage.insert_batch(store, batch, [(f"c{i}", f'{{"i": {i}}}') for i in range(n)])
     return batch_id
 
 

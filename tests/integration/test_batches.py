@@ -360,9 +360,11 @@ def test_with_several_keys_a_batch_is_visible_only_to_its_creator(
         wait_ended(one, created.id)
         with pytest.raises(anthropic.NotFoundError):
             list(two.messages.batches.results(created.id))
-        with pytest.raises(anthropic.AuthenticationError):
-            with anthropic.Anthropic(base_url=keyed.url, api_key="wrong", max_retries=0) as bad:
-                bad.messages.batches.list()
+        with (
+            pytest.raises(anthropic.AuthenticationError),
+            anthropic.Anthropic(base_url=keyed.url, api_key="wrong", max_retries=0) as bad,
+        ):
+            bad.messages.batches.list()
         logs = keyed.logs()
     assert "key-one" not in logs and "key-two" not in logs
 
