@@ -9,7 +9,8 @@ Routes
   GET  */models              one model, for clients that list them
   POST /_bench/config       {"delay_ms": 20} sets the pause between stream chunks;
                             {"first_gap_ms": 5} (with delay_ms 0) sends the first chunk,
-                            pauses, then the rest at once: TTFT without batching effects
+                            pauses, then the rest at once: TTFT without batching effects;
+                            {"nonstream_delay_ms": 200} delays every non-streaming reply
   GET  /_bench/stats        request counters and the last request body (for checks)
 
 Non-streaming reply: one assistant message of about 200 tokens.
@@ -134,6 +135,7 @@ NOT_FOUND = _small("404 Not Found", b'{"error":"not found"}')
 class State:
     delay_s = 0.0
     first_gap_s = 0.0
+    nonstream_delay_s = 0.0
     n_nonstream = 0
     n_stream = 0
     last_body = b""
@@ -214,6 +216,10 @@ class Upstream(asyncio.Protocol):
                     return
             else:
                 State.n_nonstream += 1
+                if State.nonstream_delay_s > 0:  # a model's think time (batch benchmark)
+                    self.busy = True
+                    self.loop.call_later(State.nonstream_delay_s, self._delayed_nonstream)
+                    return
                 t.write(NONSTREAM_RESP)
         elif method == b"get" and path.endswith(b"/models"):
             t.write(MODELS_RESP)
@@ -223,6 +229,7 @@ class Upstream(asyncio.Protocol):
             cfg = json.loads(body or b"{}")
             State.delay_s = float(cfg.get("delay_ms", 0)) / 1000.0
             State.first_gap_s = float(cfg.get("first_gap_ms", 0)) / 1000.0
+            State.nonstream_delay_s = float(cfg.get("nonstream_delay_ms", 0)) / 1000.0
             t.write(
                 _small(
                     "200 OK",
@@ -256,6 +263,16 @@ class Upstream(asyncio.Protocol):
             t.write(NOT_FOUND)
         if self.close_after:
             t.close()
+
+    def _delayed_nonstream(self) -> None:
+        if self.t.is_closing():
+            return
+        self.t.write(NONSTREAM_RESP)
+        self.busy = False
+        if self.close_after:
+            self.t.close()
+        elif self.buf:
+            self.data_received(b"")
 
     def _next_chunk(self, i: int) -> None:
         t = self.t

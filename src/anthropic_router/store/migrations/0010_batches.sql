@@ -42,5 +42,5 @@ CREATE TABLE message_batch_requests (
     finished_at DOUBLE PRECISION,
     PRIMARY KEY (batch_id, position)
 );
-CREATE INDEX message_batch_requests_work ON message_batch_requests (state, available_at);
+CREATE INDEX message_batch_requests_work ON message_batch_requests (state, available_at, position);
 CREATE INDEX message_batch_requests_batch_state ON message_batch_requests (batch_id, state);
