@@ -76,6 +76,9 @@ class Runner:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._batches: dict[str, tuple[dict[str, str], str | None]] = {}
+        # Results of finished requests, written by the loop in one transaction per wake-up:
+        # under load many results share one commit (a group commit), alone it is one each.
+        self._finished: list[tuple[Claimed, str, bytes]] = []
         self._hold_until = 0.0  # a rate limit pauses claiming for a while
         self._store_down = False
 
@@ -95,6 +98,7 @@ class Runner:
                 await task
         with contextlib.suppress(StoreError, TimeoutError):
             async with asyncio.timeout(5):
+                await self._flush()
                 await storage.release(self.store, self.owner, time.time())
 
     async def _loop(self) -> None:
@@ -107,6 +111,7 @@ class Runner:
                 if now >= next_sweep:
                     await self._sweep(now)
                     next_sweep = now + settings.batch_sweep_interval
+                await self._flush()
                 if self.running and now >= next_renew:
                     await storage.renew(self.store, self.owner, now + settings.batch_lease_seconds)
                     next_renew = now + renew_every
@@ -115,18 +120,21 @@ class Runner:
             except StoreError as error:
                 self._store_failed(error)
                 claimed = []
-            if len(self.running) < settings.batch_concurrency and not claimed:
-                timeout = min(settings.batch_poll_interval, max(0.01, next_renew - time.time()))
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wakeup.wait()
-                self._wakeup.clear()
-            elif not claimed:  # every slot busy: wait for one to free up (or a renewal)
-                timeout = max(0.01, next_renew - time.time())
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wakeup.wait()
-                self._wakeup.clear()
+            if not claimed:
+                await self._wait(next_renew)
+
+    async def _wait(self, next_renew: float) -> None:
+        """Until a request finishes, a batch is created or cancelled, the next poll for due
+        work (retries whose backoff ended, other instances' expired leases) or renewal."""
+        settings = self.settings
+        full = len(self.running) >= settings.batch_concurrency
+        timeout = settings.batch_lease_seconds / 3 if full else settings.batch_poll_interval
+        if self.running:
+            timeout = min(timeout, max(0.01, next_renew - time.time()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wakeup.wait()
+        self._wakeup.clear()
 
     async def _claim(self, now: float) -> list[Claimed]:
         free = self.settings.batch_concurrency - len(self.running)
@@ -181,7 +189,7 @@ class Runner:
         try:
             outcome = await self._exchange(item, record)
             if outcome is not None:
-                await self._write(item, record, *outcome)
+                self._finished.append((item, *outcome))
         except StoreError as error:
             # The lease runs out and the request is run again, by this instance or another.
             fields = {"batch_id": item.batch_id, "custom_id": item.custom_id, "error": str(error)}
@@ -229,14 +237,26 @@ class Runner:
         if self.metrics is not None:
             self.metrics.BATCH.labels("retried").inc()
 
-    async def _write(self, item: Claimed, record: Exchange, state: str, result: bytes) -> None:
-        now = time.time()
-        if not await storage.finish(self.store, self.owner, item, state, result, now):
-            fields = {"batch_id": item.batch_id, "custom_id": item.custom_id}
-            log.warning("batch lease lost; result dropped", extra={"fields": fields})
+    async def _flush(self) -> None:
+        """Write the finished results, then end the batches that have nothing left. On a
+        store error they stay queued; if the outage outlasts the lease, whoever reclaims
+        the requests runs them again and these writes are fenced out."""
+        if not self._finished:
             return
-        if self.metrics is not None:
-            self.metrics.BATCH.labels(state).inc()
-        if await storage.end_if_done(self.store, item.batch_id, now):
-            self._batches.pop(item.batch_id, None)
-            log.info("batch ended", extra={"fields": {"batch_id": item.batch_id}})
+        done, self._finished = self._finished, []
+        now = time.time()
+        try:
+            written = await storage.finish_many(self.store, self.owner, done, now)
+        except StoreError:
+            self._finished = done + self._finished
+            raise
+        for ok, (item, state, _) in zip(written, done, strict=True):
+            if not ok:
+                fields = {"batch_id": item.batch_id, "custom_id": item.custom_id}
+                log.warning("batch lease lost; result dropped", extra={"fields": fields})
+            elif self.metrics is not None:
+                self.metrics.BATCH.labels(state).inc()
+        for batch_id in {item.batch_id for item, _, _ in done}:
+            if await storage.end_if_done(self.store, batch_id, now):
+                self._batches.pop(batch_id, None)
+                log.info("batch ended", extra={"fields": {"batch_id": batch_id}})

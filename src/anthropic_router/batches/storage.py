@@ -189,16 +189,33 @@ _FENCE = (
 )
 
 
+_FINISH = (
+    "UPDATE message_batch_requests SET state = ?, result = ?, params = NULL, "
+    f"lease_owner = NULL, finished_at = ? {_FENCE}"
+)
+
+
 async def finish(
     store: Store, owner: str, item: Claimed, state: str, result: bytes, now: float
 ) -> bool:
     """Write the result; False when the lease was lost (someone else owns the request now)."""
-    changed = await store.execute(
-        "UPDATE message_batch_requests SET state = ?, result = ?, params = NULL, "
-        f"lease_owner = NULL, finished_at = ? {_FENCE}",
-        (state, result.decode(), now, item.batch_id, item.position, owner, item.attempts),
-    )
-    return changed == 1
+    return (await finish_many(store, owner, [(item, state, result)], now))[0]
+
+
+async def finish_many(
+    store: Store, owner: str, done: Sequence[tuple[Claimed, str, bytes]], now: float
+) -> list[bool]:
+    """Write several results in one transaction (one commit instead of one per request);
+    for each, whether it was written (False: the lease was lost)."""
+    written = []
+    async with store.transaction() as tx:
+        for item, state, result in done:
+            changed = await tx.execute(
+                _FINISH,
+                (state, result.decode(), now, item.batch_id, item.position, owner, item.attempts),
+            )
+            written.append(changed == 1)
+    return written
 
 
 async def retry_later(store: Store, owner: str, item: Claimed, at: float) -> bool:
