@@ -261,6 +261,7 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=8.0, help="seconds of each load window")
     ap.add_argument("--max-seconds", type=float, default=300.0)
     ap.add_argument("--quick", action="store_true", help="1,000 requests, the first scenario")
+    ap.add_argument("--only", type=int, default=None, help="run only scenario N (0, 1, 2)")
     a = ap.parse_args()
     if a.quick:
         a.requests, a.window = 1000, 4.0
@@ -279,11 +280,14 @@ def main() -> int:
                     break
                 time.sleep(0.05)
             plans = [(0.0, 8)] if a.quick else [(0.0, 8), (50.0, 8), (50.0, 64)]
+            if a.only is not None:
+                plans = [plans[a.only]]
             runs = [scenario(up_port, delay, conc, a) for delay, conc in plans]
         finally:
             upstream.stop()
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("batches-quick.json" if a.quick else "batches.json")
+    partial = a.quick or a.only is not None
+    out = RESULTS / ("batches-partial.json" if partial else "batches.json")
     out.write_text(json.dumps({"requests": a.requests, "scenarios": runs}, indent=2) + "\n")
     print(json.dumps(runs, indent=2))
     return 0
