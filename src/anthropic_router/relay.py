@@ -39,6 +39,7 @@ from anthropic_router.providers.base import UpstreamStream
 from anthropic_router.providers.openai_chat import JsonAsStream
 from anthropic_router.providers.retry import with_retries
 from anthropic_router.routing import Route, Target
+from anthropic_router.tokens import estimate_input_tokens
 
 log = logging.getLogger("anthropic_router")
 
@@ -240,6 +241,7 @@ class _Attempt:
                 model=self.call.route.client_model,
                 tool_names=prepared.tool_names,
                 stop_sequences=self.stop_sequences,
+                input_tokens=estimate_input_tokens(self.call.request),
             )
         served = self._served(target, prepared)
         return Reply(served, events=self._events(upstream, translator))
