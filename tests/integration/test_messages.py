@@ -143,7 +143,7 @@ def test_stream_raw_frames_all_carry_event_lines(router, upstream: FakeUpstream,
     names = [frame.split("\n")[0].removeprefix("event: ") for frame in frames]
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
     start = json.loads(frames[0].split("data: ", 1)[1])
-    assert start["message"]["usage"]["input_tokens"] == 0
+    assert start["message"]["usage"]["input_tokens"] >= 1  # an estimate, or the upstream's own
     assert backend.upstream_model(upstream.last) == backend.big
 
 
