@@ -148,7 +148,7 @@ def _check_thinking(body: JSON, below_max_tokens: bool) -> None:
     if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
         return
     budget = thinking.get("budget_tokens")
-    if not _is_int(budget):
+    if not isinstance(budget, int) or isinstance(budget, bool):
         raise invalid_request("thinking.enabled.budget_tokens: Input should be a valid integer")
     if budget < MIN_THINKING_BUDGET:
         raise invalid_request(
@@ -156,5 +156,5 @@ def _check_thinking(body: JSON, below_max_tokens: bool) -> None:
             f"{MIN_THINKING_BUDGET}"
         )
     max_tokens = body.get("max_tokens")
-    if below_max_tokens and _is_int(max_tokens) and budget >= max_tokens:
+    if below_max_tokens and isinstance(max_tokens, int) and budget >= max_tokens:
         raise invalid_request("`max_tokens` must be greater than `thinking.budget_tokens`")
