@@ -38,6 +38,7 @@ from anthropic_router.observability import (
     log_exchange,
     new_request_id,
 )
+from anthropic_router.rediskv import KVUnavailable, RedisKV, open_redis
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
 from anthropic_router.store import Store, StoreError, open_store
@@ -61,6 +62,7 @@ class App:
         self._active = 0
         self.store: Store | None = None
         self.batch_runner: Runner | None = None  # while the lifespan runs
+        self.redis: RedisKV | None = None
         if settings.metrics_enable:
             from anthropic_router import metrics
 
@@ -109,7 +111,8 @@ class App:
                 return
 
     async def _open_storage(self) -> None:
-        """The store (when a feature needs it); StoreError names DATABASE_URL, no password."""
+        """The store (when a feature needs it; a StoreError names DATABASE_URL, without its
+        password) and Redis (when REDIS_URL is set)."""
         settings = self.settings
         if settings.store_enabled:
             try:
@@ -122,6 +125,11 @@ class App:
                 # The error names the database (password hidden); one line, no traceback.
                 detail = " ".join(str(error).split())
                 raise StoreError(f"DATABASE_URL: cannot open the store: {detail}") from None
+        if settings.redis_url:
+            self.redis = open_redis(settings)
+            # Redis down at start-up is an outage like any other: logged, not fatal.
+            with contextlib.suppress(KVUnavailable):
+                await self.redis.ping()
 
     def _start_batches(self) -> None:
         if self.settings.batch_processing_enable and self.store is not None:
@@ -134,6 +142,9 @@ class App:
         if self.store is not None:
             await self.store.close()
             self.store = None
+        if self.redis is not None:
+            await self.redis.close()
+            self.redis = None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(new_request_id(), scope["method"], scope["path"])
