@@ -13,6 +13,7 @@ from typing import Any
 import anthropic
 import pytest
 
+from support import replies
 from support.batch_upstream import ContentScriptedUpstream
 from support.router import RouterProcess
 from support.upstream import FakeUpstream
@@ -427,3 +428,45 @@ def test_metrics_export_batches_by_status_results_and_queue_depth(
     assert 'anthropic_router_batch_requests_total{result="succeeded"}' in text
     assert 'anthropic_router_batch_requests_total{result="errored"}' in text
     assert "anthropic_router_batch_queue_depth 0.0" in text
+
+
+def test_batch_level_beta_headers_reach_every_request_on_an_anthropic_upstream(
+    upstream: ContentScriptedUpstream, tmp_path: Path
+):
+    native = {
+        "id": "msg_dbx_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "databricks-claude-sonnet-4-5",
+        "content": [{"type": "text", "text": "native answer"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 2},
+    }
+    upstream.enqueue(*(replies.json_reply(native) for _ in range(2)))
+    env = {
+        **FAST,
+        "PROXY_BACKEND": "AZURE_DATABRICKS",
+        "DATABRICKS_HOST": upstream.url,
+        "DATABRICKS_PAT": "dapi-test-token-0000",
+        "OPENROUTER_API_KEY": None,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
+    }
+    beta = "context-management-2025-06-27"
+    with (
+        RouterProcess(None, env) as databricks,
+        anthropic.Anthropic(base_url=databricks.url, api_key="k", max_retries=0) as client,
+    ):
+        created = client.messages.batches.create(
+            requests=[request("a", "one"), request("b", "two")],
+            extra_headers={"anthropic-beta": beta},
+        )
+        batch = wait_ended(client, created.id)
+        assert batch.request_counts.succeeded == 2
+        found = results(client, created.id)
+        assert found["a"].message.content[0].text == "native answer"
+        assert found["a"].message.model == "claude-sonnet-4-6"
+    seen = [r for r in upstream.requests if r.path.endswith("/anthropic/v1/messages")]
+    assert len(seen) == 2
+    assert {r.headers.get("anthropic-beta") for r in seen} == {beta}
+    assert {r.json["messages"][0]["content"] for r in seen} == {"one", "two"}
