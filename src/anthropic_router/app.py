@@ -134,7 +134,12 @@ class App:
     def _start_batches(self) -> None:
         if self.settings.batch_processing_enable and self.store is not None:
             self.batch_runner = Runner(
-                self.settings, self.store, self.relay, self.router, self._metrics
+                self.settings,
+                self.store,
+                self.relay,
+                self.router,
+                self._metrics,
+                interactive=lambda: self._active,  # batch work yields to these
             )
             self.batch_runner.start()
 

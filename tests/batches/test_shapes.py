@@ -247,3 +247,21 @@ def test_backoff_grows_is_capped_and_honours_retry_after():
     assert runner.backoff(1, 5.0, 600.0, "30") == 30.0
     assert runner.backoff(1, 5.0, 600.0, "9999") == 600.0
     assert 2.5 <= runner.backoff(1, 5.0, 600.0, "Wed, 21 Oct 2015 07:28:00 GMT") <= 5.0
+
+
+def test_batch_work_backs_off_while_interactive_requests_wait():
+    from anthropic_router.batches.share import LAG_LIMIT, Share
+
+    share = Share(16)
+    share.observe(LAG_LIMIT * 10, interactive=0)
+    assert share.limit == 16  # no interactive request: a late loop is the batch's own
+    limits = []
+    for lag in (LAG_LIMIT * 2, LAG_LIMIT * 2, LAG_LIMIT * 2, LAG_LIMIT * 2, LAG_LIMIT * 2):
+        share.observe(lag, interactive=1)
+        limits.append(share.limit)
+    assert limits == [8, 4, 2, 1, 1]  # halves, never below one
+    share.observe(0.0, interactive=2)
+    share.observe(LAG_LIMIT / 2, interactive=2)
+    assert share.limit == 3  # on time: one more per probe
+    share.observe(LAG_LIMIT * 2, interactive=0)
+    assert share.limit == 16

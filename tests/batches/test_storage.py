@@ -224,3 +224,16 @@ async def test_gauges_count_batches_by_status_and_pending_requests(store: Store)
     await storage.cancel_batch(store, first, T0 + 1)
     by_status, depth = await storage.gauges(store)
     assert by_status == {"in_progress": 1, "canceling": 1} and depth == 2
+
+
+async def test_finish_and_claim_write_and_lease_in_one_turn(store: Store) -> None:
+    batch_id = await _batch(store, 4)
+    first = await storage.claim(store, "me", 2, T0 + 1, LEASE)
+    done = [(first[0], "succeeded", b"{}"), (first[1], "errored", b"{}")]
+    written, claimed = await storage.finish_and_claim(store, "me", done, 3, T0 + 2, LEASE)
+    assert written == [True, True]
+    assert [c.custom_id for c in claimed] == ["c2", "c3"]
+    written, claimed = await storage.finish_and_claim(store, "me", done, 0, T0 + 3, LEASE)
+    assert written == [False, False] and claimed == []  # already written: fenced
+    states = await _states(store, batch_id)
+    assert states == {"c0": "succeeded", "c1": "errored", "c2": "pending", "c3": "pending"}

@@ -17,11 +17,13 @@ import logging
 import random
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from anthropic_router.batches import shapes, storage
+from anthropic_router.batches.share import Share, probe
 from anthropic_router.batches.storage import Claimed
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError
@@ -65,7 +67,9 @@ class Runner:
         relay: Relay,
         router: Router,
         metrics: Any = None,
+        interactive: Callable[[], int] = lambda: 0,
     ) -> None:
+        """`interactive()` is the number of interactive requests in flight (see share.py)."""
         self.settings = settings
         self.store = store
         self.relay = relay
@@ -81,16 +85,22 @@ class Runner:
         self._finished: list[tuple[Claimed, str, bytes]] = []
         self._hold_until = 0.0  # a rate limit pauses claiming for a while
         self._store_down = False
+        self.share = Share(settings.batch_concurrency)
+        self._interactive = interactive
+        self._probe: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="batch-runner")
+        self._probe = asyncio.create_task(
+            probe(self.share, self._interactive, self.wake), name="batch-share"
+        )
 
     def wake(self) -> None:
         self._wakeup.set()
 
     async def stop(self) -> None:
         """Stop claiming, cancel running requests and hand their leases back."""
-        tasks = [t for t in (self._task, *self.running) if t is not None]
+        tasks = [t for t in (self._task, self._probe, *self.running) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -111,11 +121,10 @@ class Runner:
                 if now >= next_sweep:
                     await self._sweep(now)
                     next_sweep = now + settings.batch_sweep_interval
-                await self._flush()
                 if self.running and now >= next_renew:
                     await storage.renew(self.store, self.owner, now + settings.batch_lease_seconds)
                     next_renew = now + renew_every
-                claimed = await self._claim(now)
+                claimed = await self._step(now)
                 self._recovered()
             except StoreError as error:
                 self._store_failed(error)
@@ -127,7 +136,7 @@ class Runner:
         """Until a request finishes, a batch is created or cancelled, the next poll for due
         work (retries whose backoff ended, other instances' expired leases) or renewal."""
         settings = self.settings
-        full = len(self.running) >= settings.batch_concurrency
+        full = len(self.running) >= self.share.limit
         timeout = settings.batch_lease_seconds / 3 if full else settings.batch_poll_interval
         if self.running:
             timeout = min(timeout, max(0.01, next_renew - time.time()))
@@ -136,17 +145,46 @@ class Runner:
                 await self._wakeup.wait()
         self._wakeup.clear()
 
-    async def _claim(self, now: float) -> list[Claimed]:
-        free = self.settings.batch_concurrency - len(self.running)
-        if free <= 0 or now < self._hold_until:
+    async def _step(self, now: float) -> list[Claimed]:
+        """Write what finished and claim as many requests as there are free slots, in one
+        transaction; start them; end the batches that have nothing left. On a store error
+        the results stay queued; if the outage outlasts the lease, whoever reclaims the
+        requests runs them again and these writes are fenced out."""
+        free = self.share.limit - len(self.running)
+        if now < self._hold_until:
+            free = 0
+        done, self._finished = self._finished, []
+        if not done and free <= 0:
             return []
         lease = self.settings.batch_lease_seconds
-        claimed = await storage.claim(self.store, self.owner, free, now, lease)
+        try:
+            written, claimed = await storage.finish_and_claim(
+                self.store, self.owner, done, max(0, free), now, lease
+            )
+        except StoreError:
+            self._finished = done + self._finished
+            raise
         for item in claimed:
             task = asyncio.create_task(self._run(item), name=f"batch-{item.custom_id}")
             self.running.add(task)
             task.add_done_callback(self._done)
+        self._written(done, written)
+        for batch_id in {item.batch_id for item, _, _ in done}:
+            await self._end_if_done(batch_id, now)
         return claimed
+
+    def _written(self, done: list[tuple[Claimed, str, bytes]], written: list[bool]) -> None:
+        for ok, (item, state, _) in zip(written, done, strict=True):
+            if not ok:
+                fields = {"batch_id": item.batch_id, "custom_id": item.custom_id}
+                log.warning("batch lease lost; result dropped", extra={"fields": fields})
+            elif self.metrics is not None:
+                self.metrics.BATCH.labels(state).inc()
+
+    async def _end_if_done(self, batch_id: str, now: float) -> None:
+        if await storage.end_if_done(self.store, batch_id, now):
+            self._batches.pop(batch_id, None)
+            log.info("batch ended", extra={"fields": {"batch_id": batch_id}})
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.running.discard(task)
@@ -238,25 +276,10 @@ class Runner:
             self.metrics.BATCH.labels("retried").inc()
 
     async def _flush(self) -> None:
-        """Write the finished results, then end the batches that have nothing left. On a
-        store error they stay queued; if the outage outlasts the lease, whoever reclaims
-        the requests runs them again and these writes are fenced out."""
-        if not self._finished:
-            return
-        done, self._finished = self._finished, []
-        now = time.time()
-        try:
-            written = await storage.finish_many(self.store, self.owner, done, now)
-        except StoreError:
-            self._finished = done + self._finished
-            raise
-        for ok, (item, state, _) in zip(written, done, strict=True):
-            if not ok:
-                fields = {"batch_id": item.batch_id, "custom_id": item.custom_id}
-                log.warning("batch lease lost; result dropped", extra={"fields": fields})
-            elif self.metrics is not None:
-                self.metrics.BATCH.labels(state).inc()
-        for batch_id in {item.batch_id for item, _, _ in done}:
-            if await storage.end_if_done(self.store, batch_id, now):
-                self._batches.pop(batch_id, None)
-                log.info("batch ended", extra={"fields": {"batch_id": batch_id}})
+        """At shutdown: write what finished (nothing is claimed)."""
+        if self._finished:
+            done, self._finished = self._finished, []
+            written = await storage.finish_many(self.store, self.owner, done, time.time())
+            self._written(done, written)
+            for batch_id in {item.batch_id for item, _, _ in done}:
+                await self._end_if_done(batch_id, time.time())

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from anthropic_router.store import Store
+from anthropic_router.store import Store, Tx
 
 JSON = dict[str, Any]
 
@@ -164,9 +164,13 @@ async def claim(
     store: Store, owner: str, limit: int, now: float, lease_seconds: float
 ) -> list[Claimed]:
     """Lease up to `limit` requests that are due, oldest first."""
-    rows = await store.fetch(
-        _claim_sql(store.dialect), (owner, now + lease_seconds, now, now, limit)
-    )
+    return await _claim(store, store.dialect, owner, limit, now, lease_seconds)
+
+
+async def _claim(
+    db: Store | Tx, dialect: str, owner: str, limit: int, now: float, lease_seconds: float
+) -> list[Claimed]:
+    rows = await db.fetch(_claim_sql(dialect), (owner, now + lease_seconds, now, now, limit))
     claimed = [
         Claimed(r["batch_id"], int(r["position"]), r["custom_id"], r["params"], int(r["attempts"]))
         for r in rows
@@ -207,14 +211,35 @@ async def finish_many(
 ) -> list[bool]:
     """Write several results in one transaction (one commit instead of one per request);
     for each, whether it was written (False: the lease was lost)."""
-    written = []
     async with store.transaction() as tx:
-        for item, state, result in done:
-            changed = await tx.execute(
-                _FINISH,
-                (state, result.decode(), now, item.batch_id, item.position, owner, item.attempts),
-            )
-            written.append(changed == 1)
+        return await _finish(tx, owner, done, now)
+
+
+async def finish_and_claim(
+    store: Store,
+    owner: str,
+    done: Sequence[tuple[Claimed, str, bytes]],
+    limit: int,
+    now: float,
+    lease_seconds: float,
+) -> tuple[list[bool], list[Claimed]]:
+    """`finish_many` and `claim` in one transaction: the runner's turn costs one commit."""
+    async with store.transaction() as tx:
+        written = await _finish(tx, owner, done, now)
+        claimed = await _claim(tx, store.dialect, owner, limit, now, lease_seconds) if limit else []
+    return written, claimed
+
+
+async def _finish(
+    tx: Tx, owner: str, done: Sequence[tuple[Claimed, str, bytes]], now: float
+) -> list[bool]:
+    written = []
+    for item, state, result in done:
+        changed = await tx.execute(
+            _FINISH,
+            (state, result.decode(), now, item.batch_id, item.position, owner, item.attempts),
+        )
+        written.append(changed == 1)
     return written
 
 
