@@ -6,6 +6,7 @@ upstream is called here: the runner (runner.py) does the work in the background.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,12 +18,13 @@ from anthropic_router.batches import shapes, storage
 from anthropic_router.errors import ApiError, invalid_request, not_found
 from anthropic_router.http import Receive, Scope, Send, header, parse_json, read_body, send_json
 from anthropic_router.observability import Exchange, key_id
-from anthropic_router.store import Store
+from anthropic_router.store import Store, StoreError
 from anthropic_router.wire.anthropic import parse_messages_request
 
 if TYPE_CHECKING:
     from anthropic_router.app import App
 
+log = logging.getLogger("anthropic_router")
 JSON = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]
 PREFIX = "/v1/messages/batches"
@@ -112,6 +114,19 @@ async def handle(
     """Dispatch one `/v1/messages/batches...` request (path already without any prefix)."""
     if not app.settings.batch_processing_enable or app.store is None:
         raise not_found("message batches are disabled on this router (BATCH_PROCESSING_ENABLE)")
+    try:
+        await _route(app, scope, receive, send, headers, client_key)
+    except StoreError as error:
+        log.warning("batch store unavailable", extra={"fields": {"error": str(error)}})
+        raise ApiError(
+            "api_error", "the batch store is unavailable; try again", status=503, retry_after="5"
+        ) from None
+    exchange.status = 200
+
+
+async def _route(
+    app: App, scope: Scope, receive: Receive, send: Send, headers: Headers, client_key: str | None
+) -> None:
     method = scope["method"]
     path = _path(scope)
     parts = path.removeprefix(PREFIX).strip("/").split("/") if path != PREFIX else []
@@ -132,7 +147,6 @@ async def handle(
         await _results(app, parts[0], send, headers, visible_to)
     else:
         raise not_found(f"no route for {method} {scope['path']}")
-    exchange.status = 200
 
 
 def _path(scope: Scope) -> str:

@@ -254,9 +254,17 @@ class Runner:
                 return None
             return "errored", shapes.errored(error.body(record.request_id))
         except (ValueError, TypeError, KeyError) as exc:  # a row this version cannot read
-            record.status, record.error_type = 500, "api_error"
-            failure = ApiError("api_error", f"batch request could not be run: {exc}")
-            return "errored", shapes.errored(failure.body(record.request_id))
+            return self._internal(record, f"batch request could not be run: {exc}")
+        except StoreError:
+            raise
+        except Exception:  # a bug: one errored line, not a request retried until expiry
+            log.exception("batch request failed", extra={"fields": {"custom_id": item.custom_id}})
+            return self._internal(record, "internal error in anthropic-router")
+
+    def _internal(self, record: Exchange, message: str) -> tuple[str, bytes]:
+        record.status, record.error_type, record.error_message = 500, "api_error", message
+        failure = ApiError("api_error", message)
+        return "errored", shapes.errored(failure.body(record.request_id))
 
     async def _retry_later(self, item: Claimed, error: ApiError) -> None:
         settings = self.settings
