@@ -11,9 +11,10 @@ request in flight the batch runs at BATCH_CONCURRENCY.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
-LAG_LIMIT = 0.002  # seconds late a 10 ms timer may fire before batch work backs off
+LAG_LIMIT = 0.0015  # seconds late a 10 ms timer may fire (libuv timers: 1 ms steps)
 PROBE_INTERVAL = 0.01
 
 
@@ -34,11 +35,11 @@ class Share:
 
 async def probe(share: Share, interactive: Callable[[], int], grew: Callable[[], None]) -> None:
     """Feed `share` forever; call `grew()` when the limit rises (more work may start)."""
-    loop = asyncio.get_running_loop()
     while True:
-        start = loop.time()
+        # perf_counter, not loop.time(): uvloop's clock moves in whole milliseconds.
+        start = time.perf_counter()
         await asyncio.sleep(PROBE_INTERVAL)
         before = share.limit
-        share.observe(loop.time() - start - PROBE_INTERVAL, interactive())
+        share.observe(time.perf_counter() - start - PROBE_INTERVAL, interactive())
         if share.limit > before:
             grew()
