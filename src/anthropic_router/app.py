@@ -60,6 +60,7 @@ class App:
             from anthropic_router import metrics
 
             self._metrics: Any = metrics
+            metrics.set_known_models(self.router.configured_models())
             metrics.set_info(
                 __version__,
                 settings.backend.value,
