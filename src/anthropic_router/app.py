@@ -18,6 +18,7 @@ from anthropic_router.convert.sse import encode_events
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     SSE_HEADERS,
+    BodyBudget,
     ClientDisconnected,
     Receive,
     Scope,
@@ -56,6 +57,7 @@ class App:
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
+        self.body_budget = BodyBudget(settings.max_inflight_body_bytes)
         if settings.metrics_enable:
             from anthropic_router import metrics
 
@@ -199,7 +201,11 @@ class App:
         return presented
 
     async def _read_request(self, receive: Receive, exchange: Exchange, **checks: Any) -> Any:
-        body = parse_json(await read_body(receive, self.settings.max_request_body))
+        raw = await read_body(receive, self.settings.max_request_body, self.body_budget)
+        try:
+            body = parse_json(raw)
+        finally:
+            self.body_budget.give(len(raw))  # parsed (or refused): the raw bytes are done
         exchange.mark("read")
         if self.settings.log_bodies:
             fields = {"request_id": exchange.request_id, "body": body_for_log(body)}
