@@ -701,21 +701,31 @@ def test_wrong_shape_json_completion_is_a_clean_502(strict, upstream, body):
 
 
 @pytest.mark.parametrize(
-    "delta",
+    ("delta", "ends_in_error"),
     [
-        {"tool_calls": [{"index": 0, "id": "call_1", "function": 5}]},
-        {"content": [{"type": "reasoning", "summary": ["not an object"]}]},
+        # A tool call whose `function` is not an object cannot become a tool_use block.
+        ({"tool_calls": [{"index": 0, "id": "call_1", "function": 5}]}, True),
+        # A summary entry that is not an object carries nothing: it is skipped, the answer
+        # around it is kept (graceful degradation, docs/04).
+        ({"content": [{"type": "reasoning", "summary": ["not an object"]}]}, False),
     ],
     ids=["tool-call-function-int", "reasoning-summary-string"],
 )
-def test_wrong_shape_stream_chunk_is_a_clean_error_event(strict, upstream, delta):
+def test_wrong_shape_stream_chunk_is_a_clean_error_event(strict, upstream, delta, ends_in_error):
     upstream.enqueue(replies.sse([*oc.text_chunks("ok", 1), oc.chunk(delta), oc.finish_chunk()]))
     logs = Logs(strict)
     try:
         response, _ = post(strict, stream=True)
     except httpx.RemoteProtocolError as exc:
         raise AssertionError("the stream was cut without an error event") from exc
-    check_stream(stream_events(response))
+    events = stream_events(response)
+    failure = check_stream(events)
+    if ends_in_error:
+        assert failure is not None, "a chunk of the wrong shape must end in an error event"
+        assert failure["type"] == "api_error"
+    else:
+        assert failure is None and events[-1]["type"] == "message_stop"
+        assert stream_text(events) == "ok"
     logs.assert_clean()
 
 
