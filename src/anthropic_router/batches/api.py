@@ -185,7 +185,13 @@ async def _create(
     app: App, scope: Scope, receive: Receive, send: Send, headers: Headers, owner: str | None
 ) -> None:
     settings = app.settings
-    body = parse_json(await read_body(receive, settings.batch_max_bytes))
+    # The body counts against MAX_INFLIGHT_BODY_BYTES like any other while it is read.
+    raw = await read_body(receive, settings.batch_max_bytes, app.body_budget)
+    try:
+        body = parse_json(raw)
+    finally:
+        app.body_budget.give(len(raw))
+    del raw
     requests = validate_requests(body, settings.batch_max_size, app.router.resolve)
     now = time.time()
     passed = {name.decode(): v for name in _PASSED_HEADERS if (v := header(scope, name))}
