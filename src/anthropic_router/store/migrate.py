@@ -97,7 +97,13 @@ def _has_code(sql: str) -> bool:
 
 async def _table_exists(db: Store | Tx, dialect: str) -> bool:
     if dialect == "postgresql":
-        row = await db.fetchone("SELECT to_regclass('schema_migrations') IS NOT NULL AS found")
+        # A catalog query, not to_regclass(): that reads the session's relation cache, which
+        # taking an advisory lock does not refresh, so a waiter could miss the table the
+        # instance before it just created (and fail creating it again).
+        row = await db.fetchone(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = "
+            "current_schema() AND tablename = 'schema_migrations') AS found"
+        )
         return bool(row and row["found"])
     row = await db.fetchone(
         "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
