@@ -41,6 +41,8 @@ from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
 
+ROUTE_HEADER = b"x-anthropic-router-route"  # the `rules:` entry that chose the route
+
 
 class App:
     """`create_app(settings)` builds one; uvicorn calls it per request."""
@@ -241,8 +243,10 @@ class App:
     ) -> None:
         request = await self._read_request(receive, exchange)
         _refuse_thread_continuation(request)
-        route = self.router.resolve(request["model"])
+        route = self.router.route(request)  # task rules first (rules.py), then the model
         exchange.client_model, exchange.route_reason = route.client_model, route.reason
+        exchange.rule = route.rule
+        headers.append((ROUTE_HEADER, (route.rule or "default").encode("ascii", "replace")))
         exchange.stream = bool(request.get("stream"))
         call = MessagesRelay(self.settings, route, exchange, request, _anthropic_headers(scope))
         if client_key and self.settings.forward_client_key and not self._keys:
