@@ -88,7 +88,8 @@ def _long_context(request: Mapping[str, Any], threshold: Any) -> bool:
         return False
     if estimate > threshold * high:
         return True
-    return count_tokens(dict(request), _TOKENIZER_MODEL) > threshold
+    counted: int = count_tokens(dict(request), _TOKENIZER_MODEL)
+    return counted > threshold
 
 
 def _tools_of(request: Mapping[str, Any]) -> list[JSON]:
