@@ -81,15 +81,14 @@ def _thinking(request: Mapping[str, Any], wanted: Any) -> bool:
 
 
 def _long_context(request: Mapping[str, Any], threshold: Any) -> bool:
-    threshold = int(threshold)
+    limit = int(threshold)
     estimate = estimated_tokens(request)
     low, high = _ESTIMATE_BAND
-    if estimate < threshold * low:
+    if estimate < limit * low:
         return False
-    if estimate > threshold * high:
+    if estimate > limit * high:
         return True
-    counted: int = count_tokens(dict(request), _TOKENIZER_MODEL)
-    return counted > threshold
+    return count_tokens(dict(request), _TOKENIZER_MODEL) > limit
 
 
 def _tools_of(request: Mapping[str, Any]) -> list[JSON]:
