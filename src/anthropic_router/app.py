@@ -14,8 +14,12 @@ from typing import Any
 
 from anthropic_router import __version__
 from anthropic_router.config import Settings
+from anthropic_router.convert.ids import new_message_id
+from anthropic_router.convert.sse import encode_events
+from anthropic_router.convert.stream import message_events
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
+    SSE_HEADERS,
     ClientDisconnected,
     Receive,
     Scope,
@@ -36,6 +40,7 @@ from anthropic_router.observability import (
 )
 from anthropic_router.relay import MessagesRelay
 from anthropic_router.routing import Router
+from anthropic_router.side_calls import LOCAL_BACKEND, is_side_call, local_message
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
 
@@ -243,6 +248,9 @@ class App:
     ) -> None:
         request = await self._read_request(receive, exchange)
         _refuse_thread_continuation(request)
+        if self.settings.local_side_calls and is_side_call(request):
+            await self._local_side_call(send, exchange, headers, request)
+            return
         route = self.router.route(request)  # task rules first (rules.py), then the model
         exchange.client_model, exchange.route_reason = route.client_model, route.reason
         exchange.rule = route.rule
@@ -253,6 +261,26 @@ class App:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
             call.client_key = client_key
         await _until_disconnect(call.run(send, headers), receive)
+
+    async def _local_side_call(
+        self, send: Send, exchange: Exchange, headers: list[tuple[bytes, bytes]], request: Any
+    ) -> None:
+        """LOCAL_SIDE_CALLS: a probe answered here, counted like any exchange (side_calls.py)."""
+        route = self.router.resolve(request["model"])  # for the tokenizer of its family
+        tokens = await asyncio.to_thread(count_tokens, dict(request), route.upstream_model)
+        message = local_message(request, tokens, new_message_id())
+        exchange.client_model, exchange.backend = route.client_model, LOCAL_BACKEND
+        exchange.route_reason, exchange.stream = "local side call", bool(request.get("stream"))
+        exchange.usage, exchange.stop_reason = message["usage"], message["stop_reason"]
+        served = [*headers, (b"x-anthropic-router-backend", LOCAL_BACKEND.encode())]
+        if exchange.stream:
+            start = {"type": "http.response.start", "status": 200}
+            await send({**start, "headers": [*SSE_HEADERS, *served]})
+            body = encode_events(message_events(message))
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await send_json(send, 200, message, served)
+        exchange.status = 200
 
 
 # Client headers an Anthropic-speaking upstream needs to see (beta features, API version).

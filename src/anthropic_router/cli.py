@@ -108,9 +108,23 @@ def _check_config(_: argparse.Namespace) -> int:
         for name in view["routes"]
         for target in router.resolve(name).targets
     }
+    view["decision_table"] = _decision_table(router)
     view["warnings"] = settings.warnings()
     print(json.dumps(view, indent=2, sort_keys=True))
     return 0
+
+
+def _decision_table(router: Router) -> list[dict[str, Any]]:
+    """The routing file's `rules:` in evaluation order, each with its targets, then the
+    default (routes and tiers by model name)."""
+    rows: list[dict[str, Any]] = []
+    for rule in router.rules:
+        conditions = {n: list(v) if isinstance(v, tuple) else v for n, v in rule.conditions}
+        targets = router.for_rule(rule, "claude-opus-4-8").targets
+        use = [f"{t.backend}:{t.upstream_model} ({t.wire})" for t in targets]
+        rows.append({"rule": rule.name, "if": conditions, "use": use})
+    rows.append({"rule": "default", "if": "no rule matched", "use": "routes by model name"})
+    return rows
 
 
 def _profile_view(caps: Any) -> dict[str, Any]:
