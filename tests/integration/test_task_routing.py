@@ -32,6 +32,10 @@ rules:
 routes:
   claude-haiku-*: google/gemini-2.5-flash
   vision: openai/gpt-4o
+  gemini-pro:
+    model: google/gemini-2.5-pro
+    fallbacks: [openai/gpt-4o]
+  claude-kimi: moonshotai/kimi-k2
 """
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
@@ -192,3 +196,59 @@ def test_side_calls_go_upstream_by_default(
     sdk.messages.create(**VALIDATION)
     [sent] = upstream.requests
     assert sent.json["model"] == "openai/gpt-5"
+
+
+# Model discovery (Claude Code's /model picker reads GET /v1/models?limit=1000).
+
+
+def test_models_list_names_the_routes_for_the_picker(routed: RouterProcess) -> None:
+    listed = httpx.get(f"{routed.url}/v1/models", params={"limit": 1000}).json()
+    by_id = {m["id"]: m for m in listed["data"]}
+    ids = list(by_id)
+    # Tiers first, then the routing file's exact names, then the upstream's list.
+    assert ids[:4] == [
+        "claude-opus-4-8",
+        "claude-sonnet-5",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
+    ]
+    assert ids[4:7] == ["anthropic-router/vision", "anthropic-router/gemini-pro", "claude-kimi"]
+    assert "claude-haiku-*" not in by_id  # globs are no names
+    gemini = by_id["anthropic-router/gemini-pro"]
+    assert gemini["display_name"] == "gemini-pro"
+    assert (
+        gemini["description"] == "anthropic-router: openrouter:google/gemini-2.5-pro (+1 fallback)"
+    )
+    assert by_id["claude-kimi"]["description"] == "anthropic-router: openrouter:moonshotai/kimi-k2"
+    assert (
+        by_id["claude-haiku-4-5"]["display_name"] == "claude-haiku-4-5 -> google/gemini-2.5-flash"
+    )
+    one = httpx.get(f"{routed.url}/v1/models/anthropic-router/gemini-pro").json()
+    assert one == gemini
+
+
+def test_models_list_paging(routed: RouterProcess) -> None:
+    first = httpx.get(f"{routed.url}/v1/models", params={"limit": 3}).json()
+    assert len(first["data"]) == 3 and first["has_more"] is True
+    after = httpx.get(
+        f"{routed.url}/v1/models", params={"limit": 3, "after_id": first["last_id"]}
+    ).json()
+    assert after["data"][0]["id"] == "claude-haiku-4-5"
+    before = httpx.get(
+        f"{routed.url}/v1/models", params={"limit": 2, "before_id": after["first_id"]}
+    ).json()
+    assert [m["id"] for m in before["data"]] == ["claude-sonnet-5", "claude-sonnet-4-5"]
+
+
+def test_a_listed_route_name_is_served_by_its_route(
+    sdk: anthropic.Anthropic, upstream: FakeUpstream
+) -> None:
+    raw = sdk.messages.with_raw_response.create(
+        model="anthropic-router/gemini-pro",
+        max_tokens=20,
+        output_config={"effort": "high"},  # the think rule does not apply to a chosen route
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    assert raw.headers["x-anthropic-router-route"] == "default"
+    assert upstream.last.json["model"] == "google/gemini-2.5-pro"
+    assert raw.parse().model == "anthropic-router/gemini-pro"
