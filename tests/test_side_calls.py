@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from anthropic_router.config import Settings
 from anthropic_router.convert.stream import message_events
-from anthropic_router.side_calls import is_side_call, local_message
+from anthropic_router.observability import Exchange, new_request_id
+from anthropic_router.relay import Call, Reply, UpstreamRelay
+from anthropic_router.routing import Router
+from anthropic_router.side_calls import SideCallRelay, is_side_call, local_message
+from anthropic_router.tokens import count_tokens
+from anthropic_router.wire.anthropic import parse_messages_request
+from support.upstream import FakeUpstream
 
 VALIDATION = {  # what Claude Code 2.1.332 sends after `/model openai/gpt-5`
     "model": "openai/gpt-5",
@@ -76,3 +84,65 @@ def test_local_answer_as_a_stream() -> None:
     assert [e["type"] for e in events] == ["message_start", "message_delta", "message_stop"]
     assert events[0]["message"]["usage"]["input_tokens"] == 9
     assert events[1]["delta"]["stop_reason"] == "max_tokens"
+
+
+# The wrapper on the exchange seam, with the real UpstreamRelay inside and a loopback upstream.
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as server:
+        yield server
+
+
+async def _run(fake: FakeUpstream, body: dict[str, Any], stream: bool) -> tuple[Reply, Call]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        openrouter_api_key="test-upstream-key-0000",
+        openrouter_base_url=f"{fake.url}/api/v1",
+    )
+    router = Router(settings)
+    for provider in router.providers():
+        provider.open()
+    try:
+        request = parse_messages_request(body)
+        record = Exchange(new_request_id(), "POST", "/v1/messages")
+        call = Call(request, router.route(request), record, stream=stream)
+        return await SideCallRelay(UpstreamRelay(settings)).run(call), call
+    finally:
+        for provider in router.providers():
+            await provider.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_wrapper_answers_side_calls_without_the_upstream(
+    fake: FakeUpstream, stream: bool
+) -> None:
+    reply, call = await _run(fake, VALIDATION, stream)
+    assert fake.requests == []
+    if stream:
+        assert reply.events is not None
+        events = [event async for batch in reply.events for event in batch]
+        message = events[0]["message"]
+        assert events[-2]["delta"]["stop_reason"] == "max_tokens"
+    else:
+        assert reply.message is not None
+        message = reply.message
+    expected = count_tokens(dict(VALIDATION), "openai/gpt-5")
+    assert message["usage"]["input_tokens"] == expected
+    assert dict(reply.headers)[b"x-anthropic-router-backend"] == b"local"
+    assert call.record.backend == "local" and call.record.usage is not None
+    assert call.record.usage["input_tokens"] == expected
+
+
+@pytest.mark.anyio
+async def test_the_wrapper_passes_other_calls_through(fake: FakeUpstream) -> None:
+    reply, call = await _run(fake, {**VALIDATION, "max_tokens": 64}, stream=False)
+    assert len(fake.requests) == 1 and reply.message is not None
+    assert call.record.backend == "openrouter"

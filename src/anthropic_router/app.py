@@ -14,9 +14,7 @@ from typing import Any
 
 from anthropic_router import __version__
 from anthropic_router.config import Settings
-from anthropic_router.convert.ids import new_message_id
 from anthropic_router.convert.sse import encode_events
-from anthropic_router.convert.stream import message_events
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     SSE_HEADERS,
@@ -38,15 +36,13 @@ from anthropic_router.observability import (
     log_exchange,
     new_request_id,
 )
-from anthropic_router.relay import MessagesRelay
+from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
-from anthropic_router.side_calls import LOCAL_BACKEND, is_side_call, local_message
+from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
-
-ROUTE_HEADER = b"x-anthropic-router-route"  # the `rules:` entry that chose the route
 
 
 class App:
@@ -56,6 +52,10 @@ class App:
         self.settings = settings
         self.router = router or Router(settings)
         self.provider = self.router.default_provider
+        # The one exchange seam; features (cache, server tools, ...) wrap it.
+        self.relay: Relay = UpstreamRelay(settings)
+        if settings.local_side_calls:
+            self.relay = SideCallRelay(self.relay)
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -248,39 +248,62 @@ class App:
     ) -> None:
         request = await self._read_request(receive, exchange)
         _refuse_thread_continuation(request)
-        if self.settings.local_side_calls and is_side_call(request):
-            await self._local_side_call(send, exchange, headers, request)
-            return
         route = self.router.route(request)  # task rules first (rules.py), then the model
         exchange.client_model, exchange.route_reason = route.client_model, route.reason
-        exchange.rule = route.rule
-        headers.append((ROUTE_HEADER, (route.rule or "default").encode("ascii", "replace")))
         exchange.stream = bool(request.get("stream"))
-        call = MessagesRelay(self.settings, route, exchange, request, _anthropic_headers(scope))
+        call = Call(
+            request,
+            route,
+            exchange,
+            stream=exchange.stream,
+            client_headers=_anthropic_headers(scope),
+        )
         if client_key and self.settings.forward_client_key and not self._keys:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
             call.client_key = client_key
-        await _until_disconnect(call.run(send, headers), receive)
+        work = self._answer(call, send, headers)
+        await _until_disconnect(work, receive)
 
-    async def _local_side_call(
-        self, send: Send, exchange: Exchange, headers: list[tuple[bytes, bytes]], request: Any
-    ) -> None:
-        """LOCAL_SIDE_CALLS: a probe answered here, counted like any exchange (side_calls.py)."""
-        route = self.router.resolve(request["model"])  # for the tokenizer of its family
-        tokens = await asyncio.to_thread(count_tokens, dict(request), route.upstream_model)
-        message = local_message(request, tokens, new_message_id())
-        exchange.client_model, exchange.backend = route.client_model, LOCAL_BACKEND
-        exchange.route_reason, exchange.stream = "local side call", bool(request.get("stream"))
-        exchange.usage, exchange.stop_reason = message["usage"], message["stop_reason"]
-        served = [*headers, (b"x-anthropic-router-backend", LOCAL_BACKEND.encode())]
-        if exchange.stream:
-            start = {"type": "http.response.start", "status": 200}
-            await send({**start, "headers": [*SSE_HEADERS, *served]})
-            body = encode_events(message_events(message))
-            await send({"type": "http.response.body", "body": body})
-        else:
-            await send_json(send, 200, message, served)
-        exchange.status = 200
+    async def _answer(self, call: Call, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        reply = await self.relay.run(call)
+        await send_reply(send, reply, headers, call.record, self.settings.stream_ping_interval)
+
+
+async def send_reply(
+    send: Send,
+    reply: Reply,
+    headers: list[tuple[bytes, bytes]],
+    record: Exchange,
+    ping_interval: float,
+) -> None:
+    """A relay's reply as HTTP: the Message as JSON, or its events as SSE with `ping`
+    frames while the upstream is silent (long reasoning, queued providers), so idle
+    timeouts of clients and intermediaries do not cut the stream."""
+    if reply.events is None:
+        await send_json(send, 200, reply.message, [*headers, *reply.headers])
+        record.status = 200
+        return
+    record.status = 200
+    start = [*SSE_HEADERS, *headers, *reply.headers]
+    await send({"type": "http.response.start", "status": 200, "headers": start})
+    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
+    events = reply.events
+    try:
+        async for batch in events:
+            await send(
+                {"type": "http.response.body", "body": encode_events(batch), "more_body": True}
+            )
+    finally:
+        pinger.cancel()
+        await events.aclose()
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _keep_alive(send: Send, interval: float) -> None:
+    frame = encode_events([{"type": "ping"}])
+    while True:
+        await asyncio.sleep(interval)
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
 
 
 # Client headers an Anthropic-speaking upstream needs to see (beta features, API version).

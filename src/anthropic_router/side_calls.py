@@ -4,13 +4,22 @@ Claude Code sends `max_tokens: 1` requests whose answer it never reads as text: 
 model chosen with `/model` (`"Hi"`), the quota probe (`"quota"`), and the token-count fallback
 when `count_tokens` is missing (it reads `usage.input_tokens`). Each would cost an upstream
 call and its input tokens. The local answer is a complete Message with the input tokens counted
-by the offline tokenizer, so the usage Claude Code reads is still right. Pure: no I/O.
+by the offline tokenizer, so the usage Claude Code reads is still right.
+
+`SideCallRelay` wraps the exchange seam: a side call never reaches the relay it wraps, and is
+recorded like any exchange (backend `local`, its usage).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
+
+from anthropic_router.convert.ids import new_message_id
+from anthropic_router.convert.stream import message_events
+from anthropic_router.relay import Call, Relay, Reply, one_batch
+from anthropic_router.tokens import count_tokens
 
 JSON = dict[str, Any]
 
@@ -42,3 +51,27 @@ def local_message(request: Mapping[str, Any], input_tokens: int, message_id: str
             "cache_read_input_tokens": 0,
         },
     }
+
+
+class SideCallRelay:
+    """LOCAL_SIDE_CALLS=true: side calls answered here, everything else passed to `inner`."""
+
+    def __init__(self, inner: Relay) -> None:
+        self.inner = inner
+
+    async def run(self, call: Call) -> Reply:
+        if not is_side_call(call.request):
+            return await self.inner.run(call)
+        # The tokenizer of the route's upstream family, as for count_tokens; a few ms for a
+        # big request, so off the event loop.
+        model = call.route.upstream_model
+        tokens = await asyncio.to_thread(count_tokens, dict(call.request), model)
+        message = local_message(call.request, tokens, new_message_id())
+        record = call.record
+        record.backend, record.upstream_model = LOCAL_BACKEND, None
+        record.route_reason = "local side call"
+        record.usage, record.stop_reason = message["usage"], message["stop_reason"]
+        headers = [(b"x-anthropic-router-backend", LOCAL_BACKEND.encode())]
+        if call.stream:
+            return Reply(headers, events=one_batch(message_events(message)))
+        return Reply(headers, message=message)
