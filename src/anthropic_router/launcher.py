@@ -8,6 +8,7 @@ signals and the exit code are Claude Code's own.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -18,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,10 +129,13 @@ def is_router_process(pid: int) -> bool:
         return False
     except PermissionError:
         return False  # someone else's process: not ours
-    cmdline = Path(f"/proc/{pid}/cmdline")
+    proc = Path(f"/proc/{pid}")
     try:
-        return b"anthropic_router" in cmdline.read_bytes()
-    except OSError:
+        cmdline = (proc / "cmdline").read_bytes()
+        if not cmdline:  # a zombie, or a process caught while it execs
+            return (proc / "stat").read_text().split(")")[-1].split()[0] != "Z"
+        return b"anthropic_router" in cmdline
+    except (OSError, IndexError):
         return not Path("/proc/self").exists()  # no /proc: trust kill(0)
 
 
@@ -150,8 +154,8 @@ def running_pid(where: Place) -> tuple[int | None, str | None]:
     return None, f"removed a stale PID file (pid {pid} is not running)"
 
 
-def start_background(where: Place, environ: Mapping[str, str]) -> int:
-    """Spawn `anthropic-router serve` detached from this terminal; returns its pid."""
+def start_background(where: Place, environ: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Spawn `anthropic-router serve` detached from this terminal."""
     where.log_file.parent.mkdir(parents=True, exist_ok=True)
     if where.log_file.exists() and where.log_file.stat().st_size > LOG_ROTATE_BYTES:
         where.log_file.replace(where.log_file.with_suffix(".log.1"))
@@ -165,15 +169,15 @@ def start_background(where: Place, environ: Mapping[str, str]) -> int:
             start_new_session=True,  # Ctrl-C in Claude Code does not reach it
         )
     where.pid_file.write_text(f"{process.pid}\n")
-    return process.pid
+    return process
 
 
-def wait_ready(where: Place, pid: int, timeout: float = READY_TIMEOUT) -> bool:
+def wait_ready(where: Place, alive: Callable[[], bool], timeout: float = READY_TIMEOUT) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if answers(where.url):
             return True
-        if not is_router_process(pid):
+        if not alive():
             return answers(where.url)  # it exited: maybe another one won the port
         time.sleep(0.1)
     return False
@@ -194,10 +198,13 @@ def ensure_router(settings: Settings, environ: Mapping[str, str]) -> Place | Non
         return where
     pid, _ = running_pid(where)
     if pid is None:
-        pid = start_background(where, environ)
-        print(f"anthropic-router: started in the background (pid {pid}), log {where.log_file}",
-              file=sys.stderr)  # fmt: skip
-    if wait_ready(where, pid):
+        process = start_background(where, environ)
+        print(f"anthropic-router: started in the background (pid {process.pid}), "
+              f"log {where.log_file}", file=sys.stderr)  # fmt: skip
+        alive: Callable[[], bool] = lambda: process.poll() is None  # noqa: E731
+    else:  # started by an earlier `code` and still starting up
+        alive = functools.partial(is_router_process, pid)
+    if wait_ready(where, alive):
         return where
     print(
         f"anthropic-router: the background router did not become ready at {where.url}; "
