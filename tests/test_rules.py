@@ -16,9 +16,9 @@ from anthropic_router.rules import (
     CONDITIONS,
     Rule,
     RuleError,
-    estimated_tokens,
     first_match,
     parse_rule,
+    sampled_tokens,
 )
 from anthropic_router.tokens import count_tokens
 
@@ -101,16 +101,23 @@ def prose(tokens: int) -> dict[str, Any]:
     return request(messages=user({"type": "text", "text": text}))
 
 
-def test_long_context_uses_the_tokenizer_near_the_threshold() -> None:
-    body = prose(20_000)
+@pytest.mark.parametrize("tokens", [3_000, 20_000, 70_000])
+def test_long_context_counts_a_sample_near_the_threshold(tokens: int) -> None:
+    body = prose(tokens)
     exact = count_tokens(body, "anthropic/claude")
-    # Near the threshold the estimate is not trusted: the tokenizer decides either way.
-    assert 0.7 * exact < estimated_tokens(body) < 1.4 * exact
-    assert CONDITIONS["long_context"](body, exact - 50) is True
-    assert CONDITIONS["long_context"](body, exact + 50) is False
-    # Far from it, the estimate alone decides.
+    assert abs(sampled_tokens(body) / exact - 1) < 0.1
+    # 15% from the threshold is inside the band where the sample decides, and it decides right.
+    assert CONDITIONS["long_context"](body, int(exact * 0.85)) is True
+    assert CONDITIONS["long_context"](body, int(exact * 1.15)) is False
+    # Far from it, the bytes/4 estimate alone decides.
     assert CONDITIONS["long_context"](body, exact // 4) is True
     assert CONDITIONS["long_context"](body, exact * 4) is False
+
+
+def test_sampled_tokens_of_a_claude_code_sized_request() -> None:
+    body = claude_code_request()
+    exact = count_tokens(body, "anthropic/claude")
+    assert abs(sampled_tokens(body) / exact - 1) < 0.15
 
 
 def parse(entry: Any) -> Rule:
