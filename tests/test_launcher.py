@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e.clients import CLAUDE_BIN
 from support.router import SRC_DIR, free_port
 
 
@@ -188,3 +190,32 @@ def test_stop_ends_a_background_router(home: Path) -> None:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_env_with_forwarded_client_keys_keeps_the_users_key(home: Path) -> None:
+    extra = {"FORWARD_CLIENT_KEY": "true", "OPENROUTER_API_KEY": ""}
+    printed = run(["env"], home, extra)
+    assert printed.returncode == 0, printed.stderr
+    assert "ANTHROPIC_AUTH_TOKEN" not in printed.stdout
+    assert "ANTHROPIC_API_KEY" not in printed.stdout  # neither set nor unset: the user's own
+
+
+def test_code_when_the_port_is_taken_by_another_server(home: Path) -> None:
+    """Something that is not a router holds the port: the background router cannot bind, and
+    `code` says so with the end of its log instead of running Claude Code against a stranger."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run(
+            ["code", "-p", "hi"],
+            home,
+            {"PORT": str(port)},
+            path=f"{CLAUDE_BIN.parent}:/usr/bin:/bin",
+        )
+    assert done.returncode == 1
+    assert "did not become ready" in done.stderr and "address already in use" in done.stderr
+    assert (
+        not (state(home) / f"router-{port}.pid").exists()
+        or run(["status"], home, {"PORT": str(port)}).returncode == 3
+    )

@@ -206,6 +206,8 @@ def ensure_router(settings: Settings, environ: Mapping[str, str]) -> Place | Non
         alive = functools.partial(is_router_process, pid)
     if wait_ready(where, alive):
         return where
+    if not alive():  # it died: its PID file would only be stale
+        where.pid_file.unlink(missing_ok=True)
     print(
         f"anthropic-router: the background router did not become ready at {where.url}; "
         f"the end of {where.log_file}:\n{log_tail(where.log_file)}",
