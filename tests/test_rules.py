@@ -292,6 +292,15 @@ def test_bad_rules_stop_start_up(tmp_path: Path, text: str, message: str) -> Non
     assert message in str(caught.value)
 
 
+def test_a_rule_using_an_unknown_name_stops_start_up(tmp_path: Path) -> None:
+    text = "rules:\n  - {if: image, use: vison}\nroutes:\n  vision: openai/gpt-4o\n"
+    with pytest.raises(ModelMapError, match="rule 'image': use 'vison' is not a route name"):
+        make_router(tmp_path, text)
+    # Tier names and upstream ids are fine.
+    text = "rules:\n  - {if: image, use: claude-haiku-4-5}\n  - {if: tools, use: x/y}\n"
+    assert make_router(tmp_path, text).route(request(tools=[BASH])).upstream_model == "x/y"
+
+
 def claude_code_request() -> dict[str, Any]:
     """A Claude Code-sized main-loop request (~80 KB: system, 24 tools, a few turns)."""
     tool = {

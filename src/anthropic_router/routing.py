@@ -357,10 +357,20 @@ class Router:
         for spec in self._file.fallbacks:
             self._target(spec)
         for rule in self._file.rules:
-            if rule.use.route is not None:
-                for spec in rule.use.route.targets:
-                    self._target(spec)
+            self._check_rule(rule)
         self._target(TargetSpec(self._default_backend, self._settings.big_model))
+
+    def _check_rule(self, rule: Rule) -> None:
+        self.for_rule(rule, rule.use.name or "")  # builds its providers
+        name: str = rule.use.name or ""
+        # A name that only reaches BIG_MODEL by the catch-all tier is most likely a typo of
+        # a route name (`use: vison`): say so now rather than route silently.
+        typo = name and not name.lower().startswith("claude")
+        if typo and self._specs(name)[1] == "default -> BIG_MODEL":
+            raise ModelMapError(
+                f"MODEL_MAP_FILE: rule {rule.name!r}: use {name!r} is not a route "
+                "name, a Claude tier name or an upstream id (with '/')"
+            )
 
 
 _LITELLM_PROVIDERS = (
