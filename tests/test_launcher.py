@@ -149,6 +149,11 @@ def test_code_without_claude_says_how_to_install_it(home: Path) -> None:
     assert not (state(home) / f"router-{port}.pid").exists()
 
 
+def test_code_warns_about_a_missing_upstream_key(home: Path) -> None:
+    done = run(["code"], home, {"PORT": str(free_port()), "OPENROUTER_API_KEY": ""})
+    assert "warning: OPENROUTER_API_KEY is not set: OpenRouter will answer 401" in done.stderr
+
+
 def test_code_with_bad_settings_stops_before_anything_starts(home: Path) -> None:
     done = run(["code"], home, {"PORT": "1", "OPENROUTER_MIN_P": "7"})
     assert done.returncode == 2 and "OPENROUTER_MIN_P" in done.stderr
@@ -215,4 +220,5 @@ def test_code_when_the_port_is_taken_by_another_server(home: Path) -> None:
         )
     assert done.returncode == 1
     assert "did not become ready" in done.stderr and "address already in use" in done.stderr
+    assert "warning: OPENROUTER_API_KEY" not in done.stderr  # the key is set here
     assert not (state(home) / f"router-{port}.pid").exists()  # no stale PID file left

@@ -218,6 +218,8 @@ def ensure_router(settings: Settings, environ: Mapping[str, str]) -> Place | Non
 
 def code(settings: Settings, claude_args: list[str]) -> int:
     """`anthropic-router code [claude arguments...]`; returns only on failure."""
+    for warning in settings.warnings():  # e.g. no OPENROUTER_API_KEY: say it before Claude does
+        print(f"anthropic-router: warning: {warning}", file=sys.stderr)
     claude = shutil.which("claude")
     if claude is None:
         print(INSTALL_HINT, file=sys.stderr)
