@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     stream_ping_interval: float = Field(15.0, gt=0)
     upstream_max_retries: int = Field(2, ge=0, le=10)
     max_request_body: int = Field(32 * 1024 * 1024, gt=0)
+    # All request bodies being read at once, per process (docs/09: the memory formula).
+    max_inflight_body_bytes: int = Field(256 * 1024 * 1024, gt=0)
 
     proxy_api_key: SecretStr | None = None
     # Opt-in: send each client's own key upstream as its OpenRouter key (then PROXY_API_KEY
