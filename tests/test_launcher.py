@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from e2e.clients import CLAUDE_BIN
-from support.router import SRC_DIR, free_port
+from support.router import SRC_DIR, UPSTREAM_API_KEY, free_port
 
 
 def run(
@@ -24,7 +24,7 @@ def run(
         "PATH": path,
         "HOME": str(home),
         "PYTHONPATH": str(SRC_DIR),
-        "OPENROUTER_API_KEY": "test-upstream-key-0000",
+        "OPENROUTER_API_KEY": UPSTREAM_API_KEY,
         **(extra or {}),
     }
     return subprocess.run(
@@ -50,7 +50,8 @@ def state(home: Path) -> Path:
 
 def test_env_prints_exports_a_shell_can_eval(home: Path) -> None:
     port = str(free_port())
-    extra = {"PORT": port, "PROXY_API_KEY": "client-key-one,client-key-two"}
+    keys = "client-key-one,client-key-two"  # pragma: allowlist secret
+    extra = {"PORT": port, "PROXY_API_KEY": keys}
     printed = run(["env"], home, extra)
     assert printed.returncode == 0, printed.stderr
     script = (
@@ -168,7 +169,7 @@ def test_stop_ends_a_background_router(home: Path) -> None:
         "PATH": "/usr/bin:/bin",
         "HOME": str(home),
         "PYTHONPATH": str(SRC_DIR),
-        "OPENROUTER_API_KEY": "test-upstream-key-0000",
+        "OPENROUTER_API_KEY": UPSTREAM_API_KEY,
         "PORT": str(port),
     }
     process = subprocess.Popen(
@@ -198,7 +199,7 @@ def test_stop_ends_a_background_router(home: Path) -> None:
 
 
 def test_env_with_forwarded_client_keys_keeps_the_users_key(home: Path) -> None:
-    extra = {"FORWARD_CLIENT_KEY": "true", "OPENROUTER_API_KEY": ""}
+    extra = {"FORWARD_CLIENT_KEY": "true", "OPENROUTER_API_KEY": ""}  # pragma: allowlist secret
     printed = run(["env"], home, extra)
     assert printed.returncode == 0, printed.stderr
     assert "ANTHROPIC_AUTH_TOKEN" not in printed.stdout

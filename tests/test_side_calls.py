@@ -15,6 +15,7 @@ from anthropic_router.routing import Router
 from anthropic_router.side_calls import SideCallRelay, is_side_call, local_message
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
+from support.router import UPSTREAM_API_KEY
 from support.upstream import FakeUpstream
 
 VALIDATION = {  # what Claude Code 2.1.332 sends after `/model openai/gpt-5`
@@ -103,7 +104,7 @@ def fake() -> Iterator[FakeUpstream]:
 async def _run(fake: FakeUpstream, body: dict[str, Any], stream: bool) -> tuple[Reply, Call]:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
-        openrouter_api_key="test-upstream-key-0000",
+        openrouter_api_key=UPSTREAM_API_KEY,
         openrouter_base_url=f"{fake.url}/api/v1",
     )
     router = Router(settings)

@@ -17,6 +17,8 @@ from support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
 
+CLIENT_API_KEY = "test-client-key"  # pragma: allowlist secret
+
 ROUTING = """
 rules:
   - if: background
@@ -55,7 +57,7 @@ def routed(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def sdk(routed: RouterProcess):
-    with anthropic.Anthropic(base_url=routed.url, api_key="test-client-key", max_retries=0) as c:
+    with anthropic.Anthropic(base_url=routed.url, api_key=CLIENT_API_KEY, max_retries=0) as c:
         yield c
 
 
