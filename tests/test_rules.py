@@ -63,6 +63,14 @@ CONDITION_TABLE = [
     ("thinking", "medium", request(thinking={"type": "enabled", "budget_tokens": 8000}), True),
     ("thinking", "medium", request(thinking={"type": "enabled", "budget_tokens": 1024}), False),
     ("thinking", "low", request(), False),  # thinking off, no effort
+    # Claude Code's session-title request: thinking disabled, yet effort "high".
+    (
+        "thinking",
+        "high",
+        request(thinking={"type": "disabled"}, output_config={"effort": "high"}),
+        False,
+    ),
+    ("thinking", "high", request(output_config={"effort": "high"}), True),  # no thinking field
     ("thinking", "low", request(output_config={"effort": "bogus"}), False),
     ("web_search", True, request(tools=[BASH, WEB_SEARCH]), True),
     ("web_search", True, request(tools=[BASH]), False),

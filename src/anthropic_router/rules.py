@@ -71,13 +71,15 @@ def _background(request: Mapping[str, Any], wanted: Any) -> bool:
 
 def _effort(request: Mapping[str, Any]) -> str | None:
     """The request's reasoning effort: `output_config.effort`, else read from the thinking
-    budget; None when thinking is off and no effort is given."""
+    budget; None when thinking is disabled, or off and no effort is given."""
+    thinking = request.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind == "disabled":  # e.g. Claude Code's title request, which still says effort "high"
+        return None
     config = request.get("output_config")
     effort = config.get("effort") if isinstance(config, dict) else None
     if isinstance(effort, str) and effort in EFFORT_LEVELS:
         return effort
-    thinking = request.get("thinking")
-    kind = thinking.get("type") if isinstance(thinking, dict) else None
     if kind == "adaptive":
         return "medium"
     if kind == "enabled":
