@@ -42,7 +42,7 @@ from anthropic_router.observability import (
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
 from anthropic_router.side_calls import SideCallRelay
-from anthropic_router.tokens import count_tokens
+from anthropic_router.tokens import count_tokens, preload_tokenizers
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -94,6 +94,9 @@ class App:
                 for provider in self.router.providers():
                     provider.open()
                 self._watch_for_shutdown()
+                self._preload = asyncio.get_running_loop().run_in_executor(
+                    None, preload_tokenizers, self.router.configured_models()
+                )
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
