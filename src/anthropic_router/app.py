@@ -41,6 +41,7 @@ from anthropic_router.observability import (
 )
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.tokens import count_tokens, preload_tokenizers
 from anthropic_router.wire.anthropic import parse_messages_request
 
@@ -56,6 +57,8 @@ class App:
         self.provider = self.router.default_provider
         # The one exchange seam; features (cache, server tools, ...) wrap it.
         self.relay: Relay = UpstreamRelay(settings)
+        if settings.local_side_calls:
+            self.relay = SideCallRelay(self.relay)
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -284,7 +287,7 @@ class App:
             receive, exchange, interleaved_thinking="interleaved-thinking" in betas
         )
         _refuse_thread_continuation(request)
-        route = self.router.resolve(request["model"])
+        route = self.router.route(request)  # task rules first (rules.py), then the model
         exchange.client_model, exchange.route_reason = route.client_model, route.reason
         exchange.stream = bool(request.get("stream"))
         call = Call(

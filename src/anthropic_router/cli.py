@@ -1,4 +1,4 @@
-"""`anthropic-router serve` and `anthropic-router check-config`."""
+"""`anthropic-router serve`, `check-config`, and the launcher: `code`, `env`, `status`, `stop`."""
 
 from __future__ import annotations
 
@@ -116,9 +116,23 @@ def _check_config(_: argparse.Namespace) -> int:
         for name in view["routes"]
         for target in router.resolve(name).targets
     }
+    view["decision_table"] = _decision_table(router)
     view["warnings"] = settings.warnings()
     print(json.dumps(view, indent=2, sort_keys=True))
     return 0
+
+
+def _decision_table(router: Router) -> list[dict[str, Any]]:
+    """The routing file's `rules:` in evaluation order, each with its targets, then the
+    default (routes and tiers by model name)."""
+    rows: list[dict[str, Any]] = []
+    for rule in router.rules:
+        conditions = {n: list(v) if isinstance(v, tuple) else v for n, v in rule.conditions}
+        targets = router.for_rule(rule, "claude-opus-4-8").targets
+        use = [f"{t.backend}:{t.upstream_model} ({t.wire})" for t in targets]
+        rows.append({"rule": rule.name, "if": conditions, "use": use})
+    rows.append({"rule": "default", "if": "no rule matched", "use": "routes by model name"})
+    return rows
 
 
 def _profile_view(caps: Any) -> dict[str, Any]:
@@ -127,7 +141,27 @@ def _profile_view(caps: Any) -> dict[str, Any]:
     return view
 
 
+def _launcher(args: argparse.Namespace) -> int:
+    from anthropic_router import launcher
+
+    loaded = _settings()
+    if loaded is None:
+        return 2
+    settings = loaded[0]
+    if args.command == "code":
+        return launcher.code(settings, list(args.claude_args))
+    if args.command == "env":
+        sys.stdout.write(launcher.export_lines(settings, os.environ))
+        return 0
+    if args.command == "status":
+        return launcher.status(settings)
+    return launcher.stop(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["code"]:  # everything after `code` is Claude Code's, flags included
+        return _launcher(argparse.Namespace(command="code", claude_args=argv[1:]))
     parser = argparse.ArgumentParser(prog="anthropic-router", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=_serve)
     check = commands.add_parser("check-config", help="validate settings and print them")
     check.set_defaults(func=_check_config)
+    launch = {
+        "code": "start a background router if none answers, then run `claude [args...]` on it",
+        "env": 'print the shell exports for Claude Code: eval "$(anthropic-router env)"',
+        "status": "show the background router started by `code`",
+        "stop": "stop the background router started by `code`",
+    }
+    for name, text in launch.items():
+        commands.add_parser(name, help=text).set_defaults(func=_launcher)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     # Opt-in: log request bodies, truncated, with secret-looking fields and values masked.
     log_bodies: bool = False
     metrics_enable: bool = True
+    # Answer Claude Code's `max_tokens: 1` probes locally instead of calling the upstream.
+    local_side_calls: bool = False
 
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 

@@ -35,6 +35,7 @@ class Exchange:
     client_model: str | None = None
     upstream_model: str | None = None
     route_reason: str | None = None
+    rule: str | None = None  # the routing file's `rules:` entry that matched
     backend: str | None = None
     stream: bool = False
     error_type: str | None = None
@@ -63,6 +64,7 @@ class Exchange:
             "client_model": self.client_model,
             "upstream_model": self.upstream_model,
             "route": self.route_reason,
+            "rule": self.rule,
             "backend": self.backend,
             "stream": self.stream,
             "error_type": self.error_type,

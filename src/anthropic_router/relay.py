@@ -47,6 +47,7 @@ Header = tuple[bytes, bytes]
 Events = AsyncGenerator[list[JSON], None]
 
 DROPPED_HEADER = b"x-anthropic-router-dropped"
+ROUTE_HEADER = b"x-anthropic-router-route"  # the routing file's rule that chose the route
 
 
 @dataclass(slots=True)
@@ -192,9 +193,11 @@ class _Attempt:
         if prepared.notes:
             fields = {"request_id": record.request_id, "notes": prepared.notes}
             log.warning("conversion degraded", extra={"fields": fields})
+        record.rule = self.call.route.rule
         served = [
             (b"x-anthropic-router-upstream-model", header_value(target.upstream_model)),
             (b"x-anthropic-router-backend", target.backend.encode()),
+            (ROUTE_HEADER, header_value(record.rule or "default")),
         ]
         if record.dropped:
             served.append((DROPPED_HEADER, header_value(",".join(record.dropped))))
@@ -257,7 +260,7 @@ class _Attempt:
             message = self._message(target, prepared, answer.completion)
             self.record.stop_reason = message["stop_reason"]
             self.record.usage = message["usage"]
-            return Reply(self._served(target, prepared), events=_one_batch(message_events(message)))
+            return Reply(self._served(target, prepared), events=one_batch(message_events(message)))
         self.record.mark("upstream_headers")
         translator: Any
         if target.wire == "anthropic":
@@ -333,7 +336,7 @@ class _Attempt:
             record.cost_usd = _cost(translator.usage)
 
 
-async def _one_batch(events: list[JSON]) -> Events:
+async def one_batch(events: list[JSON]) -> Events:
     yield events
 
 

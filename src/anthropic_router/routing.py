@@ -21,6 +21,7 @@ from anthropic_router.convert.profiles import check_overrides, profile_for
 from anthropic_router.errors import ConfigError
 from anthropic_router.providers.base import ChatProvider
 from anthropic_router.providers.registry import Providers
+from anthropic_router.rules import Rule, RuleError, first_match, parse_rule
 
 Wire = Literal["openai", "anthropic"]
 
@@ -40,6 +41,10 @@ DEFAULT_BACKEND_KEY = {
     ProxyBackend.OPENAI_COMPATIBLE: "openai_compatible",
 }
 _ENTRY_KEYS = {"backend", "model", "fallbacks", "capabilities", "params"}
+_FILE_KEYS = ("fallbacks", "rules", "explicit_model_wins")  # top-level keys that are no route
+# Claude Code's /model picker keeps only ids containing "claude" or "anthropic": other route
+# names are listed under this prefix, and the prefix is taken off again when resolving.
+PICKER_PREFIX = "anthropic-router/"
 
 
 class ModelMapError(ConfigError):
@@ -62,9 +67,20 @@ class RouteSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleUse:
+    """What a rule's `use:` names: a client model name resolved like a request's (a key of
+    routes:, a tier name or an upstream id), or a target of its own."""
+
+    name: str | None = None
+    route: RouteSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingFile:
     routes: dict[str, RouteSpec]
     fallbacks: tuple[TargetSpec, ...] = ()  # for routes that declare none (tier defaults too)
+    rules: tuple[Rule, ...] = ()
+    explicit_model_wins: bool = True  # a model name with "/" skips the rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +97,7 @@ class Route:
     client_model: str
     targets: tuple[Target, ...]
     reason: str  # how the model was chosen, for the log
+    rule: str | None = None  # the `rules:` entry that chose it
 
     @property
     def upstream_model(self) -> str:
@@ -107,18 +124,41 @@ def load_routing_file(path: Path, default_backend: str) -> RoutingFile:
     if not isinstance(data, dict):
         raise ModelMapError(f"MODEL_MAP_FILE {path}: expected a mapping of model names")
     shared: list[Any] = data["fallbacks"] if isinstance(data.get("fallbacks"), list) else []
+    rules, explicit_wins = data.get("rules") or [], data.get("explicit_model_wins", True)
     for key in ("routes", "models"):
         if isinstance(data.get(key), dict):
             data = data[key]
             break
     else:
-        data = {k: v for k, v in data.items() if k != "fallbacks"}
+        data = {k: v for k, v in data.items() if k not in _FILE_KEYS}
     try:
         routes = {str(name): _route(entry, default_backend) for name, entry in data.items()}
         defaults = tuple(_target(item, default_backend) for item in shared)
-    except ModelMapError as exc:
+        parsed = _rules(rules, explicit_wins, default_backend)
+    except (ModelMapError, RuleError) as exc:
         raise ModelMapError(f"MODEL_MAP_FILE {path}: {exc}") from None
-    return RoutingFile(routes, defaults)
+    return RoutingFile(routes, defaults, parsed, explicit_wins)
+
+
+def _rules(entries: Any, explicit_wins: Any, default_backend: str) -> tuple[Rule, ...]:
+    if not isinstance(entries, list):
+        raise RuleError("'rules' must be a list")
+    if not isinstance(explicit_wins, bool):
+        raise RuleError("'explicit_model_wins' must be true or false")
+
+    def use(value: Any) -> RuleUse:
+        if isinstance(value, str) and value:
+            return RuleUse(name=value)
+        try:
+            return RuleUse(route=_route(value, default_backend))
+        except ModelMapError as exc:
+            raise RuleError(f"use: {exc}") from None
+
+    parsed = tuple(parse_rule(i, entry, use) for i, entry in enumerate(entries))
+    names = [rule.name for rule in parsed]
+    if len(set(names)) != len(names):
+        raise RuleError(f"two rules have the same name: {names} (give them 'name:')")
+    return parsed
 
 
 def _route(entry: Any, default_backend: str) -> RouteSpec:
@@ -201,6 +241,10 @@ class Router:
         return names
 
     @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._file.rules
+
+    @property
     def default_provider(self) -> ChatProvider:
         return self.resolve(self._settings.big_model).provider
 
@@ -217,8 +261,39 @@ class Router:
                 self._cache[client_model] = route
         return route
 
+    def route(self, request: Any) -> Route:
+        """The route for a parsed request: the first matching rule's, else the model's.
+        An explicit upstream id (a name with "/") skips the rules unless the routing file
+        sets `explicit_model_wins: false`."""
+        model = str(request.get("model", ""))
+        rules = self._file.rules
+        if not rules or ("/" in model and self._file.explicit_model_wins):
+            return self.resolve(model)
+        rule = first_match(rules, request)
+        return self.resolve(model) if rule is None else self.for_rule(rule, model)
+
+    def for_rule(self, rule: Rule, client_model: str) -> Route:
+        key = f"\x00{rule.name}\x00{client_model}"
+        route = self._cache.get(key)
+        if route is None:
+            use: RuleUse = rule.use
+            if use.route is not None:
+                specs, reason = self._with_defaults(use.route), "target"
+            else:
+                specs, reason = self._specs(use.name or client_model)
+            targets = tuple(self._target(spec) for spec in specs)
+            route = Route(client_model, targets, f"rule {rule.name}: {reason}", rule.name)
+            if len(self._cache) < 4096:
+                self._cache[key] = route
+        return route
+
+    def _with_defaults(self, spec: RouteSpec) -> tuple[TargetSpec, ...]:
+        return (spec.targets[0], *(spec.targets[1:] or self._file.fallbacks))
+
     def _specs(self, name: str) -> tuple[tuple[TargetSpec, ...], str]:
         routes = self._file.routes
+        if name.startswith(PICKER_PREFIX) and name[len(PICKER_PREFIX) :] in routes:
+            name = name[len(PICKER_PREFIX) :]
         spec = routes.get(name)
         reason = "model map"
         if spec is None:
@@ -226,8 +301,7 @@ class Router:
             spec = routes[pattern] if pattern else None
             reason = f"model map ({pattern})"
         if spec is not None:
-            declared = spec.targets[1:]
-            return (spec.targets[0], *(declared or self._file.fallbacks)), reason
+            return self._with_defaults(spec), reason
         model, reason = self._tier(name)
         return (TargetSpec(self._default_backend, model), *self._file.fallbacks), reason
 
@@ -293,7 +367,21 @@ class Router:
                 self._target(spec)
         for spec in self._file.fallbacks:
             self._target(spec)
+        for rule in self._file.rules:
+            self._check_rule(rule)
         self._target(TargetSpec(self._default_backend, self._settings.big_model))
+
+    def _check_rule(self, rule: Rule) -> None:
+        self.for_rule(rule, rule.use.name or "")  # builds its providers
+        name: str = rule.use.name or ""
+        # A name that only reaches BIG_MODEL by the catch-all tier is most likely a typo of
+        # a route name (`use: vison`): say so now rather than route silently.
+        typo = name and not name.lower().startswith("claude")
+        if typo and self._specs(name)[1] == "default -> BIG_MODEL":
+            raise ModelMapError(
+                f"MODEL_MAP_FILE: rule {rule.name!r}: use {name!r} is not a route "
+                "name, a Claude tier name or an upstream id (with '/')"
+            )
 
 
 def _request_defaults(settings: Settings) -> dict[str, Any]:
