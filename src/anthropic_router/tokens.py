@@ -467,3 +467,29 @@ def count_tokens(body: JSON, upstream_model: str) -> int:
     """
     family = tokenizer_for(upstream_model)
     return max(1, _Counter(_encoder(family), _PROFILES[family]).request(body))
+
+
+# ---------------------------------------------------------------------------------------------
+# Usage estimates, for upstreams that report none
+# ---------------------------------------------------------------------------------------------
+
+
+def estimate_input_tokens(request: JSON, upstream_model: str) -> int:
+    """`input_tokens` of an Anthropic request as the offline counter sees them: what the
+    router reports when the upstream does not say (and what message_start can carry)."""
+    return count_tokens(request, upstream_model)
+
+
+def estimate_output_tokens(text: str, upstream_model: str) -> int:
+    """Tokens of the streamed output (text, thinking and tool-argument JSON, concatenated)."""
+    return count_text(text, upstream_model)
+
+
+def estimate_usage(request: JSON, upstream_model: str, output_text: str) -> JSON:
+    """OpenAI-style usage for an answer whose upstream sent none, from the request and the
+    output text. The caller marks it as estimated. Costs one tokenization of the request
+    (docs/14-token-counting.md has the timings)."""
+    return {
+        "prompt_tokens": estimate_input_tokens(request, upstream_model),
+        "completion_tokens": estimate_output_tokens(output_text, upstream_model),
+    }
