@@ -38,6 +38,7 @@ from anthropic_router.observability import (
 )
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.servers import detect_local
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
 
@@ -84,6 +85,7 @@ class App:
             if message["type"] == "lifespan.startup":
                 for provider in self.router.providers():
                     provider.open()
+                await detect_local(self.router, self.settings.openai_compatible_detect_timeout)
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -168,11 +170,13 @@ class App:
         self, send: Send, method: str, path: str, headers: list[tuple[bytes, bytes]]
     ) -> None:
         ok = path != "/ready" or (self.ready and all(p.is_open for p in self.router.providers()))
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if ok else "starting",
             "service": "anthropic-router",
             "version": __version__,
         }
+        if path == "/ready" and (local := self.router.local_profiles()):
+            body["local_servers"] = local  # which profile each local route uses, and why
         if method == "HEAD":
             await send_bytes(send, 200 if ok else 503, b"", headers)
         else:

@@ -22,8 +22,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from anthropic_router.config import Settings
-from anthropic_router.convert.common import anthropic_usage
+from anthropic_router.convert.common import anthropic_usage, has_usage
 from anthropic_router.convert.passthrough import (
     AnthropicRelay,
     passthrough_message,
@@ -39,6 +41,7 @@ from anthropic_router.providers.base import UpstreamStream
 from anthropic_router.providers.openai_chat import JsonAsStream
 from anthropic_router.providers.retry import with_retries
 from anthropic_router.routing import Route, Target
+from anthropic_router.tokens import estimate_usage
 
 log = logging.getLogger("anthropic_router")
 
@@ -207,10 +210,23 @@ class _Attempt:
         completion = await self._retrying(lambda: provider.complete(body, extra))
         self.record.mark("upstream")
         message = self._message(target, prepared, completion)
+        self._estimate_missing(target, completion, message)
         self.record.stop_reason = message["stop_reason"]
         self.record.usage = message["usage"]
         self.record.cost_usd = _cost(completion.get("usage"))
         return Reply(self._served(target, prepared), message=message)
+
+    def _estimate_missing(self, target: Target, completion: Any, message: JSON) -> None:
+        """An answer without usage (some local servers) gets the offline estimate, marked as
+        one in the record and metrics, so context meters and ledgers do not read zero."""
+        if target.wire == "anthropic" or has_usage(completion.get("usage")):
+            return
+        usage = self._estimate(target, _output_text(message))
+        message["usage"] = {**message["usage"], **anthropic_usage(usage)}
+        self.record.usage_estimated = True
+
+    def _estimate(self, target: Target, output_text: str) -> JSON:
+        return estimate_usage(self.call.request, target.upstream_model, output_text)
 
     def _message(self, target: Target, prepared: _Prepared, completion: Any) -> JSON:
         if target.wire == "anthropic":
@@ -228,6 +244,7 @@ class _Attempt:
             upstream = await self._retrying(lambda: provider.open_stream(body, extra))
         except JsonAsStream as answer:
             message = self._message(target, prepared, answer.completion)
+            self._estimate_missing(target, answer.completion, message)
             self.record.stop_reason = message["stop_reason"]
             self.record.usage = message["usage"]
             return Reply(self._served(target, prepared), events=_one_batch(message_events(message)))
@@ -240,6 +257,7 @@ class _Attempt:
                 model=self.call.route.client_model,
                 tool_names=prepared.tool_names,
                 stop_sequences=self.stop_sequences,
+                estimate=lambda text: self._estimate(target, text),
             )
         served = self._served(target, prepared)
         return Reply(served, events=self._events(upstream, translator))
@@ -303,6 +321,21 @@ class _Attempt:
         elif translator.usage is not None:
             record.usage = anthropic_usage(translator.usage)
             record.cost_usd = _cost(translator.usage)
+            record.usage_estimated = translator.usage_estimated
+
+
+def _output_text(message: JSON) -> str:
+    """What the model wrote, as the stream estimate sees it: text, thinking, tool input."""
+    parts: list[str] = []
+    for block in message.get("content") or []:
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(block.get("text") or "")
+        elif kind == "thinking":
+            parts.append(block.get("thinking") or "")
+        elif kind == "tool_use":
+            parts.append(orjson.dumps(block.get("input") or {}).decode())
+    return "".join(parts)
 
 
 async def _one_batch(events: list[JSON]) -> Events:

@@ -8,7 +8,7 @@ consecutive same-role messages are merged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -360,7 +360,8 @@ def _shape(message: JSON, caps: Capabilities) -> JSON:
     return message
 
 
-def _text_only(content: Any) -> bool:
+def _text_only(content: Any) -> TypeGuard[list[JSON]]:
+    """Non-empty parts that are all plain text (no cache breakpoint to keep)."""
     return (
         isinstance(content, list)
         and bool(content)
