@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -196,7 +197,7 @@ class _Attempt:
             ) from None
 
     def _extra_headers(self, target: Target) -> dict[str, str]:
-        headers = {"x-request-id": self.record.request_id}
+        headers = {"x-request-id": _upstream_request_id(self.record.request_id, target)}
         if self.call.client_key is not None and _takes_openrouter_key(target):
             # FORWARD_CLIENT_KEY: a client's key is its OpenRouter key, for OpenRouter only;
             # other backends (and fallbacks to them) use their own configured credentials.
@@ -322,6 +323,18 @@ class _Attempt:
             record.usage = anthropic_usage(translator.usage)
             record.cost_usd = _cost(translator.usage)
             record.usage_estimated = translator.usage_estimated
+
+
+def _upstream_request_id(request_id: str, target: Target) -> str:
+    """The request id in the upstream's format: `req_<24 hex>`, or for servers that only
+    take UUIDs the same digits as one (zero-padded), so logs still line up."""
+    if target.options.capabilities.request_id_format != "uuid":
+        return request_id
+    digits = request_id.removeprefix("req_")
+    try:
+        return str(uuid.UUID(digits.ljust(32, "0")[:32]))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, request_id))
 
 
 def _output_text(message: JSON) -> str:

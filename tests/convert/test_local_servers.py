@@ -38,6 +38,7 @@ PROFILES: list[tuple[str, JSON]] = [
             "stream_auto_tools": False,
             "reasoning_style": "none",
             "vision": False,
+            "request_id_format": "uuid",
         },
     ),
     (

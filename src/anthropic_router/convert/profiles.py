@@ -15,6 +15,7 @@ ReasoningStyle = Literal["openrouter", "anthropic", "effort", "none"]
 SchemaDialect = Literal["json-schema", "gemini"]
 AssistantToolContent = Literal["null", "empty", "omit"]
 StreamUsage = Literal["include_usage", "always", "never"]
+RequestIdFormat = Literal["router", "uuid"]
 
 # OpenAI `tool_choice` forms: the strings, and "function" for `{"type":"function",...}`.
 TOOL_CHOICE_FORMS = frozenset({"auto", "none", "required", "function"})
@@ -39,6 +40,8 @@ class Capabilities:
     "always" unasked, or "never" (the router then estimates it).
     `stream_auto_tools`: False when the server cannot stream an answer to tools with
     `tool_choice` auto; such requests go unstreamed and are replayed to the client as SSE.
+    `request_id_format`: the `x-request-id` sent upstream: the router's own id, or the same
+    hex digits as a UUID (llama-cpp-python answers 400 to anything that is not a UUID).
     """
 
     max_tokens_field: str = "max_tokens"
@@ -58,6 +61,7 @@ class Capabilities:
     tool_choice_forms: frozenset[str] = TOOL_CHOICE_FORMS
     stream_usage: StreamUsage = "include_usage"
     stream_auto_tools: bool = True
+    request_id_format: RequestIdFormat = "router"
 
 
 _SAMPLING = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
@@ -127,7 +131,8 @@ SERVER_RULES: dict[str, dict[str, Any]] = {
     # 0.3.x: `content: null` on a tool-call turn is a 500 (its model wants a string) and a
     # missing one breaks its template; list content reaches the prompt as a Python repr;
     # chatml-function-calling asserts on "required" and raises on a streamed auto tool call;
-    # `stream_options` and `max_completion_tokens` are ignored, streams carry no usage.
+    # `stream_options` and `max_completion_tokens` are ignored, streams carry no usage; an
+    # `x-request-id` that is not a UUID is a 400 with an empty body.
     "llama-cpp-python": {
         "assistant_tool_content": "empty",
         "flatten_text": True,
@@ -137,6 +142,7 @@ SERVER_RULES: dict[str, dict[str, Any]] = {
         "max_tokens_field": "max_tokens",
         "reasoning_style": "none",
         "vision": False,
+        "request_id_format": "uuid",
     },
     # llama-server: a `tool_choice` object is silently read as "auto" (only the three strings
     # parse); usage only with include_usage; thinking arrives and goes back as
@@ -239,6 +245,7 @@ def _check_value(key: str, value: Any) -> Any:
         "schema_dialect": ("json-schema", "gemini"),
         "assistant_tool_content": ("null", "empty", "omit"),
         "stream_usage": ("include_usage", "always", "never"),
+        "request_id_format": ("router", "uuid"),
     }
     if key in allowed:
         if value not in allowed[key]:
