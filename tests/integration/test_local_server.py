@@ -140,11 +140,12 @@ def test_text_parts_go_as_one_string(sdk: anthropic.Anthropic, local_router: Rou
 
 
 def test_max_tokens(sdk: anthropic.Anthropic) -> None:
+    # The tiny model almost never ends on its first token (support/tiny_gguf.py).
     message = sdk.messages.create(
-        model=MODEL, max_tokens=3, messages=[{"role": "user", "content": "Write an essay."}]
+        model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "Write an essay."}]
     )
     assert message.stop_reason == "max_tokens"
-    assert 0 < message.usage.output_tokens <= 3
+    assert message.usage.output_tokens == 1
 
 
 def test_stream_has_estimated_usage(local_router: RouterProcess, sdk: anthropic.Anthropic) -> None:

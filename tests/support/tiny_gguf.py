@@ -1,7 +1,17 @@
 """A tiny random-weight llama model in GGUF, written by the test setup itself (no downloads).
 
 Two layers, 32-wide, f32, seeded: a few hundred KB that llama.cpp loads in milliseconds. Its
-text is gibberish; tests assert on the protocol, not on words. The tokenizer is a llama
+text is gibberish; tests assert on the protocol, not on words.
+
+The weights are random except for one thing: answers must end by themselves (Claude Code
+treats a max_tokens stop as an error and retries). Every token embedding carries the same
+constant in dimension 0, which no layer writes to, and the output head reads only that
+dimension, for end-of-text and a few word pieces alike: those share one logit far above the
+rest, so each step ends the answer with probability 1/(1 + len(WORDS)) whatever the sampler
+settings (about 1e-7 to run past 128 tokens). Dimension 1 flags tokens that end a line (the
+chat template's prompt ends with one), and there end-of-text is far less likely, so answers
+are rarely empty. Grammar-constrained output (tool arguments)
+samples uniformly among the tokens the grammar allows. The tokenizer is a llama
 SentencePiece vocabulary: the three specials, the 256 byte-fallback tokens (so any text
 tokenizes) and the most frequent pieces of the cl100k vocabulary that ships with the package
 (so prompts are a few characters per token, not one byte each).
@@ -20,6 +30,17 @@ CL100K = Path(__file__).resolve().parents[2] / "src/anthropic_router/data/cl100k
 N_EMBD, N_FF, N_HEAD, N_LAYER = 32, 64, 4, 2
 CONTEXT = 16384
 PIECES = 1500
+WORDS = (
+    "\u2581the",
+    "\u2581model",
+    "\u2581is",
+    "\u2581a",
+    "\u2581to",
+    "\u2581of",
+    "\u2581and",
+    "\u2581it",
+)
+EOS = 2
 
 
 def _pieces(limit: int) -> list[str]:
@@ -89,20 +110,39 @@ def write_model(path: Path, seed: int = 0) -> Path:
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
     # numpy shape is GGUF's ne reversed: (rows, columns) = (out, in).
-    writer.add_tensor("token_embd.weight", weight(len(tokens), N_EMBD))
+    embeddings = weight(len(tokens), N_EMBD)
+    embeddings[:, 0] = 4.0
+    embeddings[:, 1] = [4.0 if _ends_line(token) else 0.0 for token in tokens]
+    head = np.zeros((len(tokens), N_EMBD), dtype=np.float32)
+    for token in (EOS, *(tokens.index(word) for word in WORDS)):
+        head[token, 0] = 2.0
+    head[EOS, 1] = -3.0
+    writer.add_tensor("token_embd.weight", embeddings)
     writer.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-    writer.add_tensor("output.weight", weight(len(tokens), N_EMBD))
+    writer.add_tensor("output.weight", head)
     for layer in range(N_LAYER):
         block = f"blk.{layer}"
         writer.add_tensor(f"{block}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        for name in ("attn_q", "attn_k", "attn_v"):
             writer.add_tensor(f"{block}.{name}.weight", weight(N_EMBD, N_EMBD))
+        writer.add_tensor(f"{block}.attn_output.weight", _keep_flags(weight(N_EMBD, N_EMBD)))
         writer.add_tensor(f"{block}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
         writer.add_tensor(f"{block}.ffn_gate.weight", weight(N_FF, N_EMBD))
         writer.add_tensor(f"{block}.ffn_up.weight", weight(N_FF, N_EMBD))
-        writer.add_tensor(f"{block}.ffn_down.weight", weight(N_EMBD, N_FF))
+        writer.add_tensor(f"{block}.ffn_down.weight", _keep_flags(weight(N_EMBD, N_FF)))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def _keep_flags(matrix: np.ndarray) -> np.ndarray:
+    """A layer's output projection that leaves the residual stream's dimensions 0 and 1
+    (the constant and the end-of-line flag) alone."""
+    matrix[0:2, :] = 0.0
+    return matrix
+
+
+def _ends_line(token: str) -> bool:
+    return token == "<0x0A>" or token.endswith(("\n", ":"))
