@@ -9,6 +9,7 @@ python -m pip install --quiet --disable-pip-version-check -e '.[test,litellm]'
 if [ -x scripts/setup-e2e.sh ]; then
   bash scripts/setup-e2e.sh
 fi
+bash scripts/setup-llama.sh  # llama-cpp-python's server for tests/integration/test_local_server.py
 
 echo "== ruff check"; ruff check .
 echo "== ruff format --check"; ruff format --check .
