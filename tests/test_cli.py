@@ -194,3 +194,28 @@ def test_check_config_with_the_server_named(tmp_path):
     profile = config["profiles"]["tiny"]
     assert profile["stream_usage"] == "never"
     assert profile["tool_choice_forms"] == ["auto", "function", "none"]
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_an_unknown_log_level_stops_both_commands_cleanly(tmp_path, command):
+    result = _run([command], {"LOG_LEVEL": "verbose", "PORT": "1"}, tmp_path)
+    assert result.returncode == 2
+    assert "LOG_LEVEL" in result.stderr and "DEBUG, INFO" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_empty_key_counts_as_unset(tmp_path):
+    (tmp_path / ".env").write_text("OPENROUTER_API_KEY=\n")
+    result = _run(["check-config"], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["openrouter_api_key"] is None
+    assert any("OPENROUTER_API_KEY is not set" in warning for warning in config["warnings"])
+
+
+def test_the_env_example_placeholder_is_warned_about(tmp_path):
+    (tmp_path / ".env").write_text("OPENROUTER_API_KEY=your_openrouter_api_key\n")
+    result = _run(["check-config"], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = json.loads(result.stdout)["warnings"]
+    assert any("still holds the .env.example placeholder" in warning for warning in warnings)

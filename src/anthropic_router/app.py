@@ -18,6 +18,7 @@ from anthropic_router.convert.sse import encode_events
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     SSE_HEADERS,
+    BodyBudget,
     ClientDisconnected,
     Receive,
     Scope,
@@ -57,10 +58,12 @@ class App:
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
+        self.body_budget = BodyBudget(settings.max_inflight_body_bytes)
         if settings.metrics_enable:
             from anthropic_router import metrics
 
             self._metrics: Any = metrics
+            metrics.set_known_models(self.router.configured_models())
             metrics.set_info(
                 __version__,
                 settings.backend.value,
@@ -202,7 +205,11 @@ class App:
         return presented
 
     async def _read_request(self, receive: Receive, exchange: Exchange, **checks: Any) -> Any:
-        body = parse_json(await read_body(receive, self.settings.max_request_body))
+        raw = await read_body(receive, self.settings.max_request_body, self.body_budget)
+        try:
+            body = parse_json(raw)
+        finally:
+            self.body_budget.give(len(raw))  # parsed (or refused): the raw bytes are done
         exchange.mark("read")
         if self.settings.log_bodies:
             fields = {"request_id": exchange.request_id, "body": body_for_log(body)}
@@ -247,7 +254,10 @@ class App:
         client_key: str | None,
         scope: Scope,
     ) -> None:
-        request = await self._read_request(receive, exchange)
+        betas = header(scope, b"anthropic-beta") or ""
+        request = await self._read_request(
+            receive, exchange, interleaved_thinking="interleaved-thinking" in betas
+        )
         _refuse_thread_continuation(request)
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.route_reason = route.client_model, route.reason

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import orjson
 import tiktoken
 
 JSON = dict[str, Any]
@@ -469,27 +470,36 @@ def count_tokens(body: JSON, upstream_model: str) -> int:
     return max(1, _Counter(_encoder(family), _PROFILES[family]).request(body))
 
 
+_BASE64_DATA = re.compile(rb'"data":"[A-Za-z0-9+/=]{256,}"')
+# A typical image or PDF page, in tokens: Anthropic's own figure for a ~1000x1000 image.
+_MEDIA_TOKENS = 1500
+
+
+def estimate_input_tokens(request: JSON) -> int:
+    """A cheap estimate of a request's input tokens for `message_start` (the real count
+    arrives with the stream's end): serialized size / 4, media counted flat. About 2 us for
+    the benchmark's 3.2 KB request, 50 us for an 80 KB Claude Code one (orjson); the exact
+    tokenizer (`count_tokens`) costs milliseconds there."""
+    parts = {key: request[key] for key in ("system", "messages", "tools") if key in request}
+    dumped = orjson.dumps(parts)
+    media = 0
+    if b'"base64"' in dumped:
+        dumped, media = _BASE64_DATA.subn(b"", dumped)
+    return len(dumped) // 4 + media * _MEDIA_TOKENS
+
+
 # ---------------------------------------------------------------------------------------------
 # Usage estimates, for upstreams that report none
 # ---------------------------------------------------------------------------------------------
 
 
-def estimate_input_tokens(request: JSON, upstream_model: str) -> int:
-    """`input_tokens` of an Anthropic request as the offline counter sees them: what the
-    router reports when the upstream does not say (and what message_start can carry)."""
-    return count_tokens(request, upstream_model)
-
-
-def estimate_output_tokens(text: str, upstream_model: str) -> int:
-    """Tokens of the streamed output (text, thinking and tool-argument JSON, concatenated)."""
-    return count_text(text, upstream_model)
-
-
 def estimate_usage(request: JSON, upstream_model: str, output_text: str) -> JSON:
-    """OpenAI-style usage for an answer whose upstream sent none, from the request and the
-    output text. The caller marks it as estimated. Costs one tokenization of the request
-    (docs/14-token-counting.md has the timings)."""
+    """OpenAI-style usage for an answer whose upstream sent none (some local servers), from
+    the request (`count_tokens`, the offline tokenizer) and the output text (text, thinking and
+    tool-argument JSON, concatenated). The caller marks it as estimated. One tokenization of
+    the request: about 0.15 ms for a short one, 15 ms for 40 KB (docs/08, "Usage when the
+    server sends none"); `estimate_input_tokens` is the cheap figure for `message_start`."""
     return {
-        "prompt_tokens": estimate_input_tokens(request, upstream_model),
-        "completion_tokens": estimate_output_tokens(output_text, upstream_model),
+        "prompt_tokens": count_tokens(request, upstream_model),
+        "completion_tokens": count_text(output_text, upstream_model),
     }

@@ -56,6 +56,9 @@ class StreamTranslator:
     message_id: str = field(default_factory=new_message_id)
     tool_names: dict[str, str] = field(default_factory=dict)
     stop_sequences: list[str] = field(default_factory=list)
+    # For `message_start`, which clients (Claude Code's context meter) read before the end:
+    # an estimate, since OpenAI-style upstreams report prompt tokens only with the last chunk.
+    input_tokens: int = 0
     done: bool = False
     failed: ApiError | None = None
     dropped: list[str] = field(default_factory=list)
@@ -78,7 +81,8 @@ class StreamTranslator:
     _stop_sequence: str | None = None
 
     def start(self) -> list[JSON]:
-        """`message_start` (usage zeros: real counts arrive with the last chunk) and a ping."""
+        """`message_start` (estimated input tokens; the real counts arrive with the last chunk,
+        in `message_delta`) and a ping."""
         if self._started:
             return []
         self._started = True
@@ -91,7 +95,7 @@ class StreamTranslator:
             "stop_reason": None,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": 0,
+                "input_tokens": self.input_tokens,
                 "output_tokens": 0,
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
