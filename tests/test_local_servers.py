@@ -170,7 +170,10 @@ async def test_detection(
 @pytest.mark.anyio
 async def test_detection_of_a_server_that_is_not_there() -> None:
     found = await detected(local_settings(f"http://127.0.0.1:{free_port()}/v1"))
-    assert found == ("generic", "the server did not answer the detection probes: generic profile")
+    assert found == (
+        "generic",
+        "no detection probe got a JSON answer (server down?): generic profile",
+    )
 
 
 @pytest.mark.anyio
@@ -403,3 +406,10 @@ def test_the_estimate_is_cheap() -> None:
         micros = (time.perf_counter() - started) / 20 * 1e6
         print(f"estimate_usage, {label}: {micros:.0f} us ({usage})")
         assert usage["prompt_tokens"] > 0
+
+
+def test_no_local_profiles_without_a_local_route() -> None:
+    settings = Settings(_env_file=None, openrouter_api_key="test-upstream-key-0000")
+    router = Router(settings)
+    assert router.needs_detection is False and router.local_profiles() == []
+    assert router.resolve("claude-sonnet-4-5").targets[0].server is None

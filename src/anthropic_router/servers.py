@@ -85,7 +85,7 @@ async def detect(provider: OpenAIChatProvider, timeout: float) -> Found:
         if found:
             return found
     if not answered:
-        return GENERIC, "the server did not answer the detection probes: generic profile"
+        return GENERIC, "no detection probe got a JSON answer (server down?): generic profile"
     return GENERIC, "not recognised from /v1/models or version endpoints: generic profile"
 
 
