@@ -361,17 +361,6 @@ class Router:
         self._target(TargetSpec(self._default_backend, self._settings.big_model))
 
 
-_LITELLM_PROVIDERS = (
-    "anthropic/", "openai/", "gemini/", "vertex_ai/", "cohere/", "cohere_chat/", "mistral/",
-    "azure/", "azure_ai/", "bedrock/", "ollama/", "groq/", "deepseek/", "together_ai/",
-    "openrouter/", "databricks/", "xai/", "fireworks_ai/", "hosted_vllm/",
-)  # fmt: skip
-
-
-def _litellm_prefixed(model: str) -> bool:
-    return model.startswith(_LITELLM_PROVIDERS)
-
-
 def _request_defaults(settings: Settings) -> dict[str, Any]:
     """Seed settings added to every upstream request (a client's own value wins)."""
     defaults: dict[str, Any] = {}
