@@ -189,8 +189,9 @@ def test_check_config_with_the_server_named(tmp_path):
         "BIG_MODEL": "tiny",
     }
     config = json.loads(_run(["check-config"], env, tmp_path).stdout)
+    env_name = "OPENAI_COMPATIBLE_SERVER"
     assert {e["server"] for e in config["local_servers"]} == {"llama-cpp-python"}
-    assert config["local_servers"][0]["reason"] == "OPENAI_COMPATIBLE_SERVER=llama-cpp-python"
+    assert config["local_servers"][0]["reason"] == env_name + "=llama-cpp-python"
     profile = config["profiles"]["tiny"]
     assert profile["stream_usage"] == "never"
     assert profile["tool_choice_forms"] == ["auto", "function", "none"]

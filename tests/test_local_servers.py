@@ -21,9 +21,10 @@ from anthropic_router.routing import ModelMapError, Router, load_routing_file
 from anthropic_router.servers import detect, detect_local, from_models, from_version, server_root
 from anthropic_router.tokens import count_text, count_tokens, estimate_usage
 from anthropic_router.wire.anthropic import parse_messages_request
+from support.backends import OPENAI_COMPATIBLE_API_KEY
 from support.grammar import check_grammar
 from support.openai_chunks import finish_chunk, text_chunks, usage_chunk
-from support.router import free_port
+from support.router import UPSTREAM_API_KEY, free_port
 from support.upstream import FakeUpstream, error, json_reply, sse
 
 JSON = dict[str, Any]
@@ -180,9 +181,9 @@ async def test_detection_of_a_server_that_is_not_there() -> None:
 async def test_detection_sends_the_configured_key(upstream: FakeUpstream) -> None:
     upstream.enqueue(json_reply(models("vllm")), path="/v1/models")
     await detected(
-        local_settings(f"{upstream.url}/v1", openai_compatible_api_key="test-local-key-0000")
+        local_settings(f"{upstream.url}/v1", openai_compatible_api_key=OPENAI_COMPATIBLE_API_KEY)
     )
-    assert upstream.last.headers["authorization"] == "Bearer test-local-key-0000"
+    assert upstream.last.headers["authorization"] == f"Bearer {OPENAI_COMPATIBLE_API_KEY}"
 
 
 @pytest.mark.anyio
@@ -261,7 +262,7 @@ def test_no_detection_when_every_local_route_names_its_server(tmp_path: Path) ->
     )
     settings = Settings(
         _env_file=None,
-        openrouter_api_key="test-upstream-key-0000",
+        openrouter_api_key=UPSTREAM_API_KEY,
         openai_compatible_base_url="http://127.0.0.1:9/v1",
         model_map_file=path,
     )
@@ -409,7 +410,7 @@ def test_the_estimate_is_cheap() -> None:
 
 
 def test_no_local_profiles_without_a_local_route() -> None:
-    settings = Settings(_env_file=None, openrouter_api_key="test-upstream-key-0000")
+    settings = Settings(_env_file=None, openrouter_api_key=UPSTREAM_API_KEY)
     router = Router(settings)
     assert router.needs_detection is False and router.local_profiles() == []
     assert router.resolve("claude-sonnet-4-5").targets[0].server is None

@@ -36,6 +36,7 @@ WEATHER = {
     },
 }
 FORCED = {"type": "tool", "name": "get_weather"}
+CLIENT_KEY = "test-client-key"  # pragma: allowlist secret  (no PROXY_API_KEY: any key passes)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def local_router(llama: LlamaServer) -> Iterator[RouterProcess]:
 @pytest.fixture
 def sdk(local_router: RouterProcess) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(
-        base_url=local_router.url, api_key="test-client-key", max_retries=0, timeout=120
+        base_url=local_router.url, api_key=CLIENT_KEY, max_retries=0, timeout=120
     ) as client:
         yield client
 
@@ -72,7 +73,7 @@ def raw_stream(router: RouterProcess, body: JSON) -> list[JSON]:
         response = http.post(
             f"{router.url}/v1/messages",
             json={**body, "stream": True},
-            headers={"x-api-key": "test-client-key", "anthropic-version": "2023-06-01"},
+            headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
         )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
