@@ -41,6 +41,7 @@ from anthropic_router.observability import (
 )
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.servers import detect_local
 from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.tokens import count_tokens, preload_tokenizers
 from anthropic_router.wire.anthropic import parse_messages_request
@@ -97,6 +98,7 @@ class App:
                 self._preload = asyncio.get_running_loop().run_in_executor(
                     None, preload_tokenizers, self.router.configured_models()
                 )
+                await detect_local(self.router, self.settings.openai_compatible_detect_timeout)
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -203,11 +205,13 @@ class App:
         self, send: Send, method: str, path: str, headers: list[tuple[bytes, bytes]]
     ) -> None:
         ok = path != "/ready" or (self.ready and all(p.is_open for p in self.router.providers()))
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if ok else "starting",
             "service": "anthropic-router",
             "version": __version__,
         }
+        if path == "/ready" and (local := self.router.local_profiles()):
+            body["local_servers"] = local  # which profile each local route uses, and why
         if method == "HEAD":
             await send_bytes(send, 200 if ok else 503, b"", headers)
         else:

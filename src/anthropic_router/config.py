@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from anthropic_router.convert.profiles import server_name
+
 
 class ProxyBackend(StrEnum):
     OPENROUTER = "OPENROUTER"
@@ -87,6 +89,12 @@ class Settings(BaseSettings):
     # Any OpenAI chat-completions server (Ollama, vLLM, llama.cpp, LM Studio).
     openai_compatible_base_url: str | None = None
     openai_compatible_api_key: SecretStr | None = None
+    # Which server that is, for its capability profile: auto (detected at start-up from
+    # /v1/models and version endpoints), generic, llama.cpp, llama-cpp-python, vllm, ollama,
+    # lmstudio. A routing-file entry's `server:` wins for that route.
+    openai_compatible_server: str = "auto"
+    # Seconds each start-up detection probe may take (an unreachable server: generic profile).
+    openai_compatible_detect_timeout: float = Field(3.0, gt=0)
 
     # Tiers: empty means the backend's default (DEFAULT_MODELS); SMALL falls back to BIG.
     big_model: str = ""
@@ -182,6 +190,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("openai_compatible_server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        return "auto" if value.strip().lower() == "auto" else server_name(value)
 
     @field_validator("databricks_host")
     @classmethod

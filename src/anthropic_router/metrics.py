@@ -62,6 +62,12 @@ TOKENS = Counter(
     "Tokens by upstream model and kind (input, output, cache_read, cache_creation).",
     ["upstream_model", "kind"],
 )
+ESTIMATED_TOKENS = Counter(
+    "anthropic_router_estimated_tokens_total",
+    "The part of anthropic_router_tokens_total the router counted itself because the upstream"
+    " reported no usage (local servers), by upstream model and kind (input, output).",
+    ["upstream_model", "kind"],
+)
 COST = Counter(
     "anthropic_router_cost_usd_total",
     "Upstream cost in USD, where the upstream reports it (OpenRouter usage.cost).",
@@ -176,7 +182,12 @@ def observe(record: dict[str, Any]) -> None:
         RETRIES.labels(backend).inc(record["retries"])
     if record.get("fallback"):
         FALLBACKS.labels(backend).inc()
-    _observe_usage(upstream_model, record.get("usage") or {}, record.get("cost_usd"))
+    _observe_usage(
+        upstream_model,
+        record.get("usage") or {},
+        record.get("cost_usd"),
+        bool(record.get("usage_estimated")),
+    )
 
 
 def _upstream_label(name: str | None) -> str:
@@ -185,10 +196,14 @@ def _upstream_label(name: str | None) -> str:
     return name if name in _known_models else OTHER
 
 
-def _observe_usage(upstream_model: str, usage: dict[str, int], cost: float | None) -> None:
+def _observe_usage(
+    upstream_model: str, usage: dict[str, int], cost: float | None, estimated: bool = False
+) -> None:
     for key, kind in _USAGE_KINDS:
         if usage.get(key):
             TOKENS.labels(upstream_model, kind).inc(usage[key])
+            if estimated:
+                ESTIMATED_TOKENS.labels(upstream_model, kind).inc(usage[key])
     if cost:
         COST.labels(upstream_model).inc(cost)
 

@@ -42,6 +42,7 @@ class Exchange:
     error_message: str | None = None
     stop_reason: str | None = None
     usage: dict[str, int] | None = None
+    usage_estimated: bool = False  # the upstream sent no usage: `usage` is the router's count
     retries: int = 0
     client_key_id: str | None = None
     cost_usd: float | None = None
@@ -71,6 +72,7 @@ class Exchange:
             "error": self.error_message,
             "stop_reason": self.stop_reason,
             "usage": self.usage,
+            "usage_estimated": self.usage_estimated or None,
             "retries": self.retries,
             "client_key_id": self.client_key_id,
             "cost_usd": self.cost_usd,

@@ -18,12 +18,15 @@ import dataclasses
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from anthropic_router.config import Settings
-from anthropic_router.convert.common import anthropic_usage
+from anthropic_router.convert.common import anthropic_usage, has_usage
 from anthropic_router.convert.passthrough import (
     AnthropicRelay,
     passthrough_message,
@@ -38,7 +41,7 @@ from anthropic_router.observability import Exchange
 from anthropic_router.providers.base import JsonAsStream, UpstreamStream
 from anthropic_router.providers.retry import with_retries
 from anthropic_router.routing import Route, Target
-from anthropic_router.tokens import estimate_input_tokens
+from anthropic_router.tokens import estimate_input_tokens, estimate_usage
 
 log = logging.getLogger("anthropic_router")
 
@@ -223,7 +226,7 @@ class _Attempt:
             ) from None
 
     def _extra_headers(self, target: Target) -> dict[str, str]:
-        headers = {"x-request-id": self.record.request_id}
+        headers = {"x-request-id": _upstream_request_id(self.record.request_id, target)}
         if self._forwards_client_key(target):
             # FORWARD_CLIENT_KEY: a client's key is its OpenRouter key, for OpenRouter only;
             # other backends (and fallbacks to them) use their own configured credentials.
@@ -237,10 +240,23 @@ class _Attempt:
         completion = await self._retrying(lambda: provider.complete(body, extra))
         self.record.mark("upstream")
         message = self._message(target, prepared, completion)
+        self._estimate_missing(target, completion, message)
         self.record.stop_reason = message["stop_reason"]
         self.record.usage = message["usage"]
         self.record.cost_usd = _cost(completion.get("usage"))
         return Reply(self._served(target, prepared), message=message)
+
+    def _estimate_missing(self, target: Target, completion: Any, message: JSON) -> None:
+        """An answer without usage (some local servers) gets the offline estimate, marked as
+        one in the record and metrics, so context meters and ledgers do not read zero."""
+        if target.wire == "anthropic" or has_usage(completion.get("usage")):
+            return
+        usage = self._estimate(target, _output_text(message))
+        message["usage"] = {**message["usage"], **anthropic_usage(usage)}
+        self.record.usage_estimated = True
+
+    def _estimate(self, target: Target, output_text: str) -> JSON:
+        return estimate_usage(self.call.request, target.upstream_model, output_text)
 
     def _message(self, target: Target, prepared: _Prepared, completion: Any) -> JSON:
         if target.wire == "anthropic":
@@ -258,6 +274,7 @@ class _Attempt:
             upstream = await self._retrying(lambda: provider.open_stream(body, extra))
         except JsonAsStream as answer:
             message = self._message(target, prepared, answer.completion)
+            self._estimate_missing(target, answer.completion, message)
             self.record.stop_reason = message["stop_reason"]
             self.record.usage = message["usage"]
             return Reply(self._served(target, prepared), events=one_batch(message_events(message)))
@@ -271,6 +288,7 @@ class _Attempt:
                 tool_names=prepared.tool_names,
                 stop_sequences=self.stop_sequences,
                 input_tokens=estimate_input_tokens(self.call.request),
+                estimate=lambda text: self._estimate(target, text),
             )
         served = self._served(target, prepared)
         return Reply(served, events=self._events(upstream, translator))
@@ -334,6 +352,33 @@ class _Attempt:
         elif translator.usage is not None:
             record.usage = anthropic_usage(translator.usage)
             record.cost_usd = _cost(translator.usage)
+            record.usage_estimated = translator.usage_estimated
+
+
+def _upstream_request_id(request_id: str, target: Target) -> str:
+    """The request id in the upstream's format: `req_<24 hex>`, or for servers that only
+    take UUIDs the same digits as one (zero-padded), so logs still line up."""
+    if target.options.capabilities.request_id_format != "uuid":
+        return request_id
+    digits = request_id.removeprefix("req_")
+    try:
+        return str(uuid.UUID(digits.ljust(32, "0")[:32]))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, request_id))
+
+
+def _output_text(message: JSON) -> str:
+    """What the model wrote, as the stream estimate sees it: text, thinking, tool input."""
+    parts: list[str] = []
+    for block in message.get("content") or []:
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(block.get("text") or "")
+        elif kind == "thinking":
+            parts.append(block.get("thinking") or "")
+        elif kind == "tool_use":
+            parts.append(orjson.dumps(block.get("input") or {}).decode())
+    return "".join(parts)
 
 
 async def one_batch(events: list[JSON]) -> Events:
