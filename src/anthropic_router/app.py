@@ -39,10 +39,12 @@ from anthropic_router.observability import (
     log_exchange,
     new_request_id,
 )
+from anthropic_router.rediskv import KVUnavailable, RedisKV, open_redis
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
 from anthropic_router.servers import detect_local
 from anthropic_router.side_calls import SideCallRelay
+from anthropic_router.store import Store, StoreError, open_store
 from anthropic_router.tokens import count_tokens, preload_tokenizers
 from anthropic_router.wire.anthropic import parse_messages_request
 
@@ -63,6 +65,8 @@ class App:
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
+        self.store: Store | None = None
+        self.redis: RedisKV | None = None
         self.body_budget = BodyBudget(settings.max_inflight_body_bytes)
         self.drain = StreamDrain()
         if settings.metrics_enable:
@@ -92,6 +96,11 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self._open_storage()
+                except StoreError as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
                 for provider in self.router.providers():
                     provider.open()
                 self._watch_for_shutdown()
@@ -105,8 +114,38 @@ class App:
                 self.ready = False
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _open_storage(self) -> None:
+        """The store (when a feature needs it; a StoreError names DATABASE_URL, without its
+        password) and Redis (when REDIS_URL is set)."""
+        settings = self.settings
+        if settings.store_enabled:
+            try:
+                self.store = await open_store(
+                    settings.database_url,
+                    pool_size=settings.database_pool_size,
+                    connect_timeout=settings.database_connect_timeout,
+                )
+            except StoreError as error:
+                # The error names the database (password hidden); one line, no traceback.
+                detail = " ".join(str(error).split())
+                raise StoreError(f"DATABASE_URL: cannot open the store: {detail}") from None
+        if settings.redis_url:
+            self.redis = open_redis(settings)
+            # Redis down at start-up is an outage like any other: logged, not fatal.
+            with contextlib.suppress(KVUnavailable):
+                await self.redis.ping()
+
+    async def _close_storage(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        if self.redis is not None:
+            await self.redis.close()
+            self.redis = None
 
     def _watch_for_shutdown(self) -> None:
         """On SIGTERM/SIGINT (after uvicorn's own handler, which stops accepting), close the
