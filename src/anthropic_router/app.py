@@ -14,8 +14,10 @@ from typing import Any
 
 from anthropic_router import __version__
 from anthropic_router.config import Settings
+from anthropic_router.convert.sse import encode_events
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
+    SSE_HEADERS,
     ClientDisconnected,
     Receive,
     Scope,
@@ -34,7 +36,7 @@ from anthropic_router.observability import (
     log_exchange,
     new_request_id,
 )
-from anthropic_router.relay import MessagesRelay
+from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
@@ -49,6 +51,8 @@ class App:
         self.settings = settings
         self.router = router or Router(settings)
         self.provider = self.router.default_provider
+        # The one exchange seam; features (cache, server tools, ...) wrap it.
+        self.relay: Relay = UpstreamRelay(settings)
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -244,11 +248,59 @@ class App:
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.route_reason = route.client_model, route.reason
         exchange.stream = bool(request.get("stream"))
-        call = MessagesRelay(self.settings, route, exchange, request, _anthropic_headers(scope))
+        call = Call(
+            request,
+            route,
+            exchange,
+            stream=exchange.stream,
+            client_headers=_anthropic_headers(scope),
+        )
         if client_key and self.settings.forward_client_key and not self._keys:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
             call.client_key = client_key
-        await _until_disconnect(call.run(send, headers), receive)
+        work = self._answer(call, send, headers)
+        await _until_disconnect(work, receive)
+
+    async def _answer(self, call: Call, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+        reply = await self.relay.run(call)
+        await send_reply(send, reply, headers, call.record, self.settings.stream_ping_interval)
+
+
+async def send_reply(
+    send: Send,
+    reply: Reply,
+    headers: list[tuple[bytes, bytes]],
+    record: Exchange,
+    ping_interval: float,
+) -> None:
+    """A relay's reply as HTTP: the Message as JSON, or its events as SSE with `ping`
+    frames while the upstream is silent (long reasoning, queued providers), so idle
+    timeouts of clients and intermediaries do not cut the stream."""
+    if reply.events is None:
+        await send_json(send, 200, reply.message, [*headers, *reply.headers])
+        record.status = 200
+        return
+    record.status = 200
+    start = [*SSE_HEADERS, *headers, *reply.headers]
+    await send({"type": "http.response.start", "status": 200, "headers": start})
+    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
+    events = reply.events
+    try:
+        async for batch in events:
+            await send(
+                {"type": "http.response.body", "body": encode_events(batch), "more_body": True}
+            )
+    finally:
+        pinger.cancel()
+        await events.aclose()
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _keep_alive(send: Send, interval: float) -> None:
+    frame = encode_events([{"type": "ping"}])
+    while True:
+        await asyncio.sleep(interval)
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
 
 
 # Client headers an Anthropic-speaking upstream needs to see (beta features, API version).
