@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     log_bodies: bool = False
     metrics_enable: bool = True
 
+    # Emulated for every model (docs/04-conversion.md): tool-call repair, and the route that
+    # writes `compact_20260112` summaries (empty: SMALL_MODEL).
+    tool_call_repair: bool = True
+    compaction_model: str = ""
+
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
     @field_validator(

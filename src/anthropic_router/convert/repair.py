@@ -74,7 +74,8 @@ class ToolRepair:
 
     schemas: dict[str, JSON]  # client tool name -> input_schema (may be empty)
     repairs: dict[str, None] = field(default_factory=dict)
-    invalid: list[str] = field(default_factory=list)  # "tool: first validation error"
+    # "tool: path: keyword" of the first error (no values: they are message content)
+    invalid: list[str] = field(default_factory=list)
     _validators: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -130,7 +131,7 @@ class ToolRepair:
             return
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path) or "(root)"
-            self.invalid.append(f"{name}: {where}: {error.message[:200]}")
+            self.invalid.append(f"{name}: {where}: {error.validator}")
 
     def _validator(self, name: str) -> Any:
         if name in self._validators:
