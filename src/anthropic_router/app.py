@@ -15,6 +15,7 @@ from typing import Any
 from anthropic_router import __version__
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
+from anthropic_router.emulation import emulating
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     SSE_HEADERS,
@@ -52,7 +53,7 @@ class App:
         self.router = router or Router(settings)
         self.provider = self.router.default_provider
         # The one exchange seam; features (cache, server tools, ...) wrap it.
-        self.relay: Relay = UpstreamRelay(settings)
+        self.relay: Relay = emulating(UpstreamRelay(settings), settings, self.router)
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
