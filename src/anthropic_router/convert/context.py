@@ -33,6 +33,7 @@ COMPACT = "compact_20260112"
 EDIT_TYPES = frozenset({CLEAR_TOOL_USES, CLEAR_THINKING, COMPACT})
 
 CLEARED_RESULT = "[tool result cleared by context management to save context]"
+_CLEARED_CONTENT = [{"type": "text", "text": CLEARED_RESULT}]
 SUMMARY_PREFIX = "This conversation continues from a summary of its earlier part:\n\n"
 DEFAULT_SUMMARY_PROMPT = (
     "Write a summary of the conversation above so that it can continue from the summary "
@@ -277,10 +278,9 @@ def _result_tokens(
     if where is None:
         return 0
     block = messages[where[0]]["content"][where[1]]
-    text = _text_of(block)
-    if text == CLEARED_RESULT:  # cleared on an earlier turn: nothing left to gain
-        return 0
-    return max(count_text(text) - count_text(CLEARED_RESULT), 0)
+    if block.get("content") in (CLEARED_RESULT, _CLEARED_CONTENT):
+        return 0  # cleared on an earlier turn (the client sent our placeholder back)
+    return max(count_text(_text_of(block)) - count_text(CLEARED_RESULT), 0)
 
 
 def _apply_clearing(
@@ -305,7 +305,7 @@ def _apply_clearing(
         where = results.get(use_id)
         if where is not None:
             result = block(*where)
-            result["content"] = [{"type": "text", "text": CLEARED_RESULT}]
+            result["content"] = [dict(part) for part in _CLEARED_CONTENT]
     return out
 
 
