@@ -52,8 +52,13 @@ class ContextRelay:
 
     async def run(self, call: Call) -> Reply:
         request = call.request
-        if "context_management" not in request and not _has_compaction(request["messages"]):
+        defaults = self.settings.context_management_default_edits
+        plain = "context_management" not in request and not defaults
+        if plain and not _has_compaction(request["messages"]):
             return await self.inner.run(call)
+        if defaults:
+            call = call.derive(request=context.with_default_edits(request, defaults))
+            request = call.request
         unknown = context.unknown_edits(request)
         if unknown:
             call.record.dropped.extend(f"context_management:{name}" for name in unknown)
@@ -68,7 +73,7 @@ class ContextRelay:
             if compaction.summary is not None:
                 edited = context.compacted_request(edited, compaction.summary)
         reply = await self.inner.run(call.derive(request=edited))
-        reported = applied if "context_management" in request else None
+        reported = applied if "context_management" in call.request else None
         return _decorate(reply, reported, compaction)
 
     async def _edit(self, call: Call) -> tuple[JSON, list[JSON], int]:

@@ -609,3 +609,34 @@ def test_reply_shapes_parse_with_the_sdk() -> None:
         "clear_thinking_20251015",
     ]
     assert BetaCompactionBlock.model_validate(context.compaction_block(SUMMARY)).content == SUMMARY
+
+
+DEFAULT_EDITS = [
+    {"type": "clear_tool_uses_20250919", "keep": {"type": "tool_uses", "value": 1}},
+    {"type": "clear_thinking_20251015"},
+]
+
+
+@pytest.mark.parametrize(
+    ("own", "expected"),
+    [
+        (None, DEFAULT_EDITS),
+        (
+            [{"type": "clear_thinking_20251015", "keep": "all"}],
+            [{"type": "clear_thinking_20251015", "keep": "all"}, DEFAULT_EDITS[0]],
+        ),
+        (
+            [{"type": "clear_tool_uses_20250919"}, {"type": "clear_thinking_20251015"}],
+            [{"type": "clear_tool_uses_20250919"}, {"type": "clear_thinking_20251015"}],
+        ),
+    ],
+    ids=["none of its own", "its own type wins", "all its own"],
+)
+def test_default_edits_fill_missing_types(own: list[JSON] | None, expected: list[JSON]) -> None:
+    request: JSON = {"model": "m", "messages": []}
+    if own is not None:
+        request["context_management"] = {"edits": own}
+    assert (
+        context.with_default_edits(request, DEFAULT_EDITS)["context_management"]["edits"]
+        == expected
+    )

@@ -55,6 +55,20 @@ def edits_of(request: JSON) -> list[JSON]:
     return [e for e in edits if isinstance(e, dict) and e.get("type") in EDIT_TYPES]
 
 
+def with_default_edits(request: JSON, defaults: list[JSON]) -> JSON:
+    """The request with each default edit whose type it does not already bring, after its own
+    (CONTEXT_MANAGEMENT_DEFAULT_EDITS)."""
+    config = request.get("context_management")
+    own = config.get("edits") if isinstance(config, dict) else None
+    own = own if isinstance(own, list) else []
+    types = {e.get("type") for e in own if isinstance(e, dict)}
+    added = [e for e in defaults if e.get("type") not in types]
+    if not added:
+        return request
+    base = config if isinstance(config, dict) else {}
+    return {**request, "context_management": {**base, "edits": [*own, *added]}}
+
+
 def unknown_edits(request: JSON) -> list[str]:
     config = request.get("context_management")
     edits = config.get("edits") if isinstance(config, dict) else None
