@@ -12,10 +12,12 @@ Both pass a call without their field through untouched.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from anthropic_router.config import Settings
 from anthropic_router.convert import context, fallbacks
@@ -24,7 +26,7 @@ from anthropic_router.errors import ApiError
 from anthropic_router.observability import Exchange
 from anthropic_router.relay import Call, Events, Header, Relay, Reply, header_value
 from anthropic_router.routing import Route, Router
-from anthropic_router.tokens import count_text, count_tokens
+from anthropic_router.tokens import count_tokens
 
 log = logging.getLogger("anthropic_router")
 
@@ -77,20 +79,16 @@ class ContextRelay:
         return _decorate(reply, reported, compaction)
 
     async def _edit(self, call: Call) -> tuple[JSON, list[JSON], int]:
-        """The edits, off the event loop when they need the prompt's token count (the only
-        part that costs: counting a long conversation takes milliseconds)."""
-        request, model = call.request, call.route.upstream_model
-        counter = functools.partial(count_text, upstream_model=model)
-        if not context.needs_input_tokens(request):
-            edited, applied = context.apply_context_edits(request, 0, counter)
+        """The edits; with an input-token trigger, off the event loop (counting a long
+        conversation takes tens of milliseconds). Cleared tokens are estimated from
+        characters at the prompt's own tokens-per-character ratio: tokenizing every
+        cleared result again would double the cost for a number that is an estimate."""
+        request = call.request
+        triggers = context.input_token_triggers(request)
+        if not triggers:
+            edited, applied = context.apply_context_edits(request, 0, _estimate(_CHAR_RATIO))
             return edited, applied, 0
-
-        def work() -> tuple[JSON, list[JSON], int]:
-            tokens = count_tokens(request, model)
-            edited, applied = context.apply_context_edits(request, tokens, counter)
-            return edited, applied, tokens - sum(e["cleared_input_tokens"] for e in applied)
-
-        return await asyncio.to_thread(work)
+        return await asyncio.to_thread(_edit_counted, request, call.route.upstream_model, triggers)
 
     async def _summarise(self, call: Call, request: JSON, edit: JSON, into: _Compaction) -> None:
         """The summary, from the COMPACTION_MODEL route through the same seam. A failure
@@ -138,6 +136,28 @@ class ContextRelay:
         if not call.stream:
             return Reply(headers, message=message)
         return Reply(headers, events=_one_batch(_paused_events(message, compaction.summary)))
+
+
+# Tokens per character of English prose and code (about 4 characters a token), for
+# estimates when the prompt was not counted.
+_CHAR_RATIO = 0.25
+
+
+def _estimate(ratio: float) -> Callable[[str], int]:
+    return lambda text: round(len(text) * ratio)
+
+
+def _edit_counted(request: JSON, model: str, triggers: list[int]) -> tuple[JSON, list[JSON], int]:
+    # UTF-8 bytes bound the token count from above (a token is at least one byte): a prompt
+    # of fewer bytes than the lowest trigger is under every trigger, and is not counted.
+    size = len(orjson.dumps(request))
+    if size < min(triggers):
+        tokens, ratio = size, _CHAR_RATIO
+    else:
+        tokens = count_tokens(request, model)
+        ratio = tokens / max(size, 1)
+    edited, applied = context.apply_context_edits(request, tokens, _estimate(ratio))
+    return edited, applied, tokens - sum(e["cleared_input_tokens"] for e in applied)
 
 
 class _Compaction:

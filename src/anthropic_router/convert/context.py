@@ -79,14 +79,20 @@ def unknown_edits(request: JSON) -> list[str]:
     ]
 
 
-def needs_input_tokens(request: JSON) -> bool:
-    """Whether applying the edits needs the prompt's token count (counting costs CPU)."""
+def input_token_triggers(request: JSON) -> list[int]:
+    """The input-token thresholds of the edits (counting the prompt costs CPU: a request
+    with none needs no count)."""
+    found = []
     for edit in edits_of(request):
         trigger = edit.get("trigger")
         kind = trigger.get("type") if isinstance(trigger, dict) else "input_tokens"
-        if edit["type"] in (CLEAR_TOOL_USES, COMPACT) and kind == "input_tokens":
-            return True
-    return False
+        if edit["type"] in _DEFAULT_TRIGGER and kind == "input_tokens":
+            found.append(_value(trigger, "input_tokens", _DEFAULT_TRIGGER[edit["type"]]))
+    return found
+
+
+def needs_input_tokens(request: JSON) -> bool:
+    return bool(input_token_triggers(request))
 
 
 def _value(setting: Any, kind: str, default: int) -> int:
