@@ -15,7 +15,7 @@ from typing import Any
 from anthropic_router import __version__
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
-from anthropic_router.emulation import emulating
+from anthropic_router.emulation import count_with_edits, emulating
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     SSE_HEADERS,
@@ -39,7 +39,6 @@ from anthropic_router.observability import (
 )
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
-from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -213,8 +212,11 @@ class App:
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
         # Tokenising an 80 KB Claude Code request takes milliseconds: keep it off the loop.
-        tokens = await asyncio.to_thread(count_tokens, dict(request), route.upstream_model)
-        await send_json(send, 200, {"input_tokens": tokens}, headers)
+        defaults = self.settings.context_management_default_edits
+        counted = await asyncio.to_thread(
+            count_with_edits, dict(request), route.upstream_model, defaults
+        )
+        await send_json(send, 200, counted, headers)
         exchange.status = 200
 
     async def _messages(

@@ -160,6 +160,22 @@ def _edit_counted(request: JSON, model: str, triggers: list[int]) -> tuple[JSON,
     return edited, applied, tokens - sum(e["cleared_input_tokens"] for e in applied)
 
 
+def count_with_edits(request: JSON, model: str, defaults: list[JSON]) -> JSON:
+    """`count_tokens` as Anthropic answers it with `context_management`: the count after the
+    edits, and `context_management.original_input_tokens` before them."""
+    if defaults:
+        request = context.with_default_edits(request, defaults)
+    if "context_management" not in request and not _has_compaction(request["messages"]):
+        return {"input_tokens": count_tokens(request, model)}
+    original = count_tokens(request, model)
+    size = max(len(orjson.dumps(request)), 1)
+    edited, _ = context.apply_context_edits(request, original, _estimate(original / size))
+    answer: JSON = {"input_tokens": count_tokens(edited, model)}
+    if "context_management" in request:
+        answer["context_management"] = {"original_input_tokens": original}
+    return answer
+
+
 class _Compaction:
     __slots__ = ("happened", "summary", "usage")
 

@@ -404,3 +404,20 @@ def test_repair_off(router_factory, upstream: FakeUpstream):
         )
     assert raw.parse().content[0].type == "text"
     assert "x-anthropic-router-repaired" not in raw.headers
+
+
+def test_count_tokens_after_the_edits(sdk: anthropic.Anthropic):
+    plain = sdk.beta.messages.count_tokens(
+        model="claude-sonnet-4-6", tools=TOOLS, messages=tool_loop(4)
+    )
+    edited = sdk.beta.messages.count_tokens(
+        model="claude-sonnet-4-6",
+        tools=TOOLS,
+        messages=tool_loop(4),
+        context_management={"edits": [CLEAR_TOOL_USES]},
+        betas=["context-management-2025-06-27"],
+    )
+    assert edited.context_management is not None
+    assert edited.context_management.original_input_tokens == plain.input_tokens
+    assert edited.input_tokens < plain.input_tokens / 2
+    assert plain.context_management is None
