@@ -23,7 +23,7 @@ from anthropic_router.config import Settings
 from anthropic_router.convert import context, fallbacks
 from anthropic_router.convert.ids import new_message_id
 from anthropic_router.errors import ApiError
-from anthropic_router.observability import Exchange
+from anthropic_router.observability import Exchange, log_exchange
 from anthropic_router.relay import Call, Events, Header, Relay, Reply, header_value
 from anthropic_router.routing import Route, Router
 from anthropic_router.tokens import count_tokens
@@ -95,7 +95,10 @@ class ContextRelay:
         leaves the conversation whole and says so with a null-content compaction block."""
         route = self.router.resolve(self.settings.compaction_model or self.settings.small_model)
         body = context.summary_request(request, edit, route.client_model)
+        # Its own record (and log line, and metrics under this path): the summary's tokens
+        # and cost are real, and the client's record keeps the main answer's.
         record = Exchange(call.record.request_id, "POST", "/v1/messages#compaction")
+        record.client_model = route.client_model
         summary_call = Call(
             body,
             route,
@@ -108,10 +111,14 @@ class ContextRelay:
         into.happened = True
         try:
             reply = await self.inner.run(summary_call)
+            record.status = 200
         except ApiError as error:
+            record.status, record.error_type = error.status, error.error_type
             fields = {"request_id": call.record.request_id, "error": error.error_type}
             log.warning("compaction summary failed", extra={"fields": fields})
             return
+        finally:
+            log_exchange(record, self.settings.metrics_enable)
         message = reply.message or {}
         into.summary = context.summary_text(message)
         into.usage = message.get("usage")

@@ -176,8 +176,11 @@ def test_compaction_with_a_scripted_summariser(
     assert BIG_RESULT.strip() not in json.dumps(main_call.json)
     iterations = [i.type for i in message.usage.iterations or []]
     assert iterations == ["compaction", "message"]
-    record = records(emulating)[-1]
+    summary_record, record = records(emulating)[-2:]
     assert "compact_20260112" in record["context_edits"]
+    assert summary_record["path"] == "/v1/messages#compaction"
+    assert summary_record["upstream_model"] == SUMMARISER and summary_record["status"] == 200
+    assert summary_record["request_id"] == record["request_id"]
 
 
 def test_compaction_streamed(sdk: anthropic.Anthropic, upstream: FakeUpstream):
