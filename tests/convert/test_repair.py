@@ -509,3 +509,30 @@ def test_stream_invalid_input_counted() -> None:
     repair = tool_repair()
     stream(text_chunks('<function=Read>{"limit": 3}</function>', 5), repair)
     assert repair.invalid == ["Read: (root): required"]
+
+
+def test_stream_interleaved_parallel_calls_repaired() -> None:
+    """Two calls whose fragments alternate (0, 1, 0, 1): each block gets its own arguments,
+    held and repaired at its close."""
+    repair = tool_repair()
+
+    def frag(index: int, arguments: str, name: str | None = None) -> JSON:
+        call: JSON = {"index": index, "function": {"arguments": arguments}}
+        if name is not None:
+            call.update(id=f"call_{index}", type="function")
+            call["function"]["name"] = name
+        return chunk({"tool_calls": [call]})
+
+    chunks = [
+        frag(0, "{'command': ", "Bash"),
+        frag(1, '{"file_path": ', "Read"),
+        frag(0, "'ls',}"),
+        frag(1, '"a"}'),
+        chunk({}, "tool_calls"),
+    ]
+    message = accumulate(stream(chunks, repair))
+    assert [(b["name"], b["input"]) for b in message["content"]] == [
+        ("Bash", {"command": "ls"}),
+        ("Read", {"file_path": "a"}),
+    ]
+    assert repair.names == ["tool_arguments"]
