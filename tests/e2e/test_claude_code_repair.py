@@ -4,6 +4,7 @@ long tool session kept small by context editing (docs/04-conversion.md, "Emulate
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -13,10 +14,20 @@ from support import replies
 from support.upstream import FakeUpstream
 
 from .clients import run_claude
-from .conftest import exchanges
+from .conftest import exchanges, log_mark
 from .test_claude_code import BASH, chat_requests, content_text, text_stream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("claude_cli")]
+
+
+def settled(router: Any, since: int, count: int) -> list[dict[str, Any]]:
+    """The `count` exchange records logged after `since`: the last is written just after its
+    response is sent, so it is waited for (up to 5 s)."""
+    deadline = time.monotonic() + 5
+    while len(found := exchanges(router, since=since)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(found) == count, found
+    return found
 
 
 def broken_call_stream(call_id: str, arguments: str) -> replies.Reply:
@@ -40,6 +51,7 @@ def test_broken_arguments_then_a_text_written_call_both_run(router, upstream: Fa
         ),
         text_stream("Both commands ran."),
     )
+    mark = log_mark(router)
     run = run_claude(router.url, "run the two echo commands", args=BASH)
     result = run.assert_success("Both commands ran.")
     assert result["num_turns"] == 3
@@ -49,7 +61,7 @@ def test_broken_arguments_then_a_text_written_call_both_run(router, upstream: Fa
     assert [r["is_error"] for r in results] == [False, False]
     assert "repaired-one" in content_text(results[0]["content"])
     assert "repaired-two" in content_text(results[1]["content"])
-    records = exchanges(router)[-3:]
+    records = settled(router, mark, 3)
     assert [r.get("repaired") for r in records] == [
         ["tool_arguments"],
         ["text_tool_call:hermes"],
@@ -105,4 +117,4 @@ def test_long_session_stays_under_the_upstream_limit(router_factory, upstream: F
         content_text(m["content"]) for m in sent[-1].json["messages"] if m["role"] == "tool"
     ]
     assert sum("cleared by context management" in t for t in last_tools) == calls - 1
-    assert "clear_tool_uses_20250919" in exchanges(router)[-1]["context_edits"]
+    assert "clear_tool_uses_20250919" in settled(router, 0, calls + 1)[-1]["context_edits"]

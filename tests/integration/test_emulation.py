@@ -5,6 +5,7 @@ loopback upstream."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,6 +70,18 @@ def tool_loop(turns: int) -> list[dict[str, Any]]:
 def records(router: RouterProcess) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in router.logs().splitlines() if line.startswith("{")]
     return [line for line in lines if line.get("event") == "exchange"]
+
+
+def record_of(router: RouterProcess, request_id: str, path: str = "/v1/messages") -> dict:
+    """The exchange record of one request: it is logged once the response is sent, so it is
+    waited for (up to 5 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        found = [r for r in records(router) if r["request_id"] == request_id and r["path"] == path]
+        if found or time.monotonic() > deadline:
+            assert found, f"no exchange record for {request_id} {path}"
+            return found[0]
+        time.sleep(0.02)
 
 
 def tool_contents(body: dict[str, Any]) -> list[str]:
@@ -152,7 +165,7 @@ def test_compaction_with_a_scripted_summariser(
     upstream.enqueue(
         replies.completion("SUMMARY: listed four files."), replies.completion("Here is the answer.")
     )
-    message = sdk.beta.messages.create(
+    raw = sdk.beta.messages.with_raw_response.create(
         model="claude-sonnet-4-6",
         max_tokens=50,
         tools=TOOLS,
@@ -164,6 +177,7 @@ def test_compaction_with_a_scripted_summariser(
         context_management={"edits": [COMPACT]},
         betas=["compact-2026-01-12"],
     )
+    message = raw.parse()
     assert [block.type for block in message.content] == ["compaction", "text"]
     assert message.content[0].content == "SUMMARY: listed four files."
     assert message.content[1].text == "Here is the answer."
@@ -176,11 +190,12 @@ def test_compaction_with_a_scripted_summariser(
     assert BIG_RESULT.strip() not in json.dumps(main_call.json)
     iterations = [i.type for i in message.usage.iterations or []]
     assert iterations == ["compaction", "message"]
-    summary_record, record = records(emulating)[-2:]
+    request_id = raw.headers["request-id"]
+    record = record_of(emulating, request_id)
+    summary_record = record_of(emulating, request_id, "/v1/messages#compaction")
     assert "compact_20260112" in record["context_edits"]
     assert summary_record["path"] == "/v1/messages#compaction"
     assert summary_record["upstream_model"] == SUMMARISER and summary_record["status"] == 200
-    assert summary_record["request_id"] == record["request_id"]
 
 
 def test_compaction_streamed(sdk: anthropic.Anthropic, upstream: FakeUpstream):
@@ -284,7 +299,8 @@ def test_fallbacks_used_when_the_first_model_fails(
     assert "fallbacks" not in second.json
     assert "openai/gpt-5" in raw.headers["x-anthropic-router-fallback"]
     assert [i.type for i in message.usage.iterations or []] == ["fallback_message"]
-    assert records(emulating)[-1]["fallback"].startswith("claude-opus-4-8 (overloaded_error)")
+    record = record_of(emulating, raw.headers["request-id"])
+    assert record["fallback"].startswith("claude-opus-4-8 (overloaded_error)")
 
 
 def test_fallbacks_after_a_refusal_keep_the_declined_output(
@@ -357,7 +373,7 @@ def test_broken_arguments_repaired_and_named(
         "command": "ls -la"
     }
     assert raw.headers["x-anthropic-router-repaired"] == "tool_arguments"
-    assert records(emulating)[-1]["repaired"] == ["tool_arguments"]
+    assert record_of(emulating, raw.headers["request-id"])["repaired"] == ["tool_arguments"]
 
 
 def test_text_written_call_streamed_becomes_tool_use(
@@ -372,10 +388,11 @@ def test_text_written_call_streamed_becomes_tool_use(
         messages=[{"role": "user", "content": "list"}],
     ) as stream:
         final = stream.get_final_message()
+        request_id = stream.response.headers["request-id"]
     assert [b.type for b in final.content] == ["text", "tool_use"]
     assert final.content[1].name == "Bash" and final.content[1].input == {"command": "ls"}
     assert final.stop_reason == "tool_use"
-    assert records(emulating)[-1]["repaired"] == ["text_tool_call:hermes"]
+    assert record_of(emulating, request_id)["repaired"] == ["text_tool_call:hermes"]
 
 
 def test_invalid_input_is_passed_on_and_counted(
@@ -383,14 +400,14 @@ def test_invalid_input_is_passed_on_and_counted(
 ):
     call = oc.tool_call("call_1", "Bash", {"cmd": "ls"})
     upstream.enqueue(replies.completion(tool_calls=[call], finish_reason="tool_calls"))
-    message = sdk.messages.create(
+    raw = sdk.messages.with_raw_response.create(
         model="claude-sonnet-4-6",
         max_tokens=50,
         tools=TOOLS,
         messages=[{"role": "user", "content": "list"}],
     )
-    assert message.content[0].input == {"cmd": "ls"}
-    assert records(emulating)[-1]["invalid_tool_inputs"] == 1
+    assert raw.parse().content[0].input == {"cmd": "ls"}
+    assert record_of(emulating, raw.headers["request-id"])["invalid_tool_inputs"] == 1
     assert "tool input does not match its schema" in emulating.logs()
 
 
