@@ -170,7 +170,33 @@ TEXTS: list[tuple[str, str, list[tuple[Any, ...]]]] = [
         LLAMA + "\nDone.",
         [("call", "Bash", {"command": "pwd"}, "function"), ("text", "\nDone.")],
     ),
+    (
+        "fenced json, trailing whitespace",
+        FENCED_PARAMETERS + "\n\n",
+        [("call", "Bash", {"command": "date"}, "fenced_json")],
+    ),
+    (
+        "two fenced calls",
+        FENCED_PARAMETERS + "\n" + FENCED_PARAMETERS,
+        [
+            ("call", "Bash", {"command": "date"}, "fenced_json"),
+            ("call", "Bash", {"command": "date"}, "fenced_json"),
+        ],
+    ),
+    (
+        "fenced call, then a tagged call",
+        FENCED_PARAMETERS + "\n" + LLAMA,
+        [
+            ("call", "Bash", {"command": "date"}, "fenced_json"),
+            ("call", "Bash", {"command": "pwd"}, "function"),
+        ],
+    ),
     # Not calls: the text comes out exactly as written.
+    (
+        "fenced json followed by prose is an example",
+        FENCED_PARAMETERS + "\nThat is how a call looks.",
+        [("text", FENCED_PARAMETERS + "\nThat is how a call looks.")],
+    ),
     (
         "undeclared tool",
         '<tool_call>{"name": "Write", "arguments": {}}</tool_call>',

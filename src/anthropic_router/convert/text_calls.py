@@ -41,7 +41,7 @@ class TextCallScanner:
     """Text in, `Piece`s out. `schemas` maps declared tool names to their input schemas."""
 
     __slots__ = ("_capture", "_closer", "_emitted_call", "_lead", "_mode", "_pending",
-                 "_schemas", "_size", "_tail")  # fmt: skip
+                 "_schemas", "_size", "_tail", "_tentative")  # fmt: skip
 
     def __init__(self, schemas: dict[str, JSON]) -> None:
         self._schemas = schemas
@@ -53,6 +53,9 @@ class TextCallScanner:
         self._tail = ""  # last characters of the capture, to find a closer split by chunks
         self._size = 0
         self._emitted_call = False
+        # Fenced-JSON calls wait for what follows: they are calls only at the end of the
+        # answer (or before another call), since prose after a fence means it was an example.
+        self._tentative: list[tuple[str, list[Piece]]] = []
 
     def feed(self, text: str) -> list[Piece]:
         out: list[Piece] = []
@@ -73,10 +76,20 @@ class TextCallScanner:
         if self._mode in ("call", "fence"):
             raw = "".join(self._capture)
             self._settle(raw, out)
-        elif self._pending and not (self._emitted_call and not self._pending.strip()):
+        elif self._pending and not (self._ends_in_call() and not self._pending.strip()):
             self._text(self._pending, out)
+        self._confirm(out)
         self._pending, self._mode, self._capture = "", "text", []
         return out
+
+    def _ends_in_call(self) -> bool:
+        return self._emitted_call or bool(self._tentative)
+
+    def _confirm(self, out: list[Piece]) -> None:
+        for _raw, calls in self._tentative:
+            out.extend(calls)
+            self._emitted_call = True
+        self._tentative = []
 
     # -- text mode --------------------------------------------------------------------------
 
@@ -105,6 +118,13 @@ class TextCallScanner:
         self._pending = head[len(kept) :] + buffer[len(head) :]
 
     def _text(self, text: str, out: list[Piece]) -> None:
+        if text and self._tentative:
+            if not text.strip():  # whitespace after a fenced call: it waits with the call
+                raw, calls = self._tentative[-1]
+                self._tentative[-1] = (raw + text, calls)
+                return
+            tentative, self._tentative = self._tentative, []
+            text = "".join(raw for raw, _calls in tentative) + text  # they were examples
         if text:
             if out and out[-1][0] == "text":
                 out[-1] = ("text", out[-1][1] + text)
@@ -185,7 +205,10 @@ class TextCallScanner:
 
     def _settle(self, raw: str, out: list[Piece]) -> None:
         calls = parse_text_calls(raw, self._schemas)
-        if calls:
+        if calls and calls[0][3] == "fenced_json":
+            self._tentative.append((self._lead + raw, calls))
+        elif calls:
+            self._confirm(out)
             out.extend(calls)
             self._emitted_call = True
         else:
