@@ -61,6 +61,8 @@ class ContextRelay:
         if defaults:
             call = call.derive(request=context.with_default_edits(request, defaults))
             request = call.request
+        if call.deadline is None:  # the summary and the answer share REQUEST_TIMEOUT
+            call.deadline = time.monotonic() + self.settings.request_timeout
         unknown = context.unknown_edits(request)
         if unknown:
             call.record.dropped.extend(f"context_management:{name}" for name in unknown)
@@ -98,7 +100,7 @@ class ContextRelay:
         # Its own record (and log line, and metrics under this path): the summary's tokens
         # and cost are real, and the client's record keeps the main answer's.
         record = Exchange(call.record.request_id, "POST", "/v1/messages#compaction")
-        record.client_model = route.client_model
+        record.client_model, record.upstream_model = route.client_model, route.upstream_model
         summary_call = Call(
             body,
             route,
