@@ -213,8 +213,9 @@ class App:
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
         # Tokenising an 80 KB Claude Code request takes milliseconds: keep it off the loop.
         defaults = self.settings.context_management_default_edits
+        native = route.targets[0].wire == "anthropic"
         counted = await asyncio.to_thread(
-            count_with_edits, dict(request), route.upstream_model, defaults
+            count_with_edits, dict(request), route.upstream_model, defaults, native
         )
         await send_json(send, 200, counted, headers)
         exchange.status = 200

@@ -54,8 +54,10 @@ class ContextRelay:
 
     async def run(self, call: Call) -> Reply:
         request = call.request
+        if call.route.targets[0].wire == "anthropic":
+            return await self.inner.run(call)  # Claude's own API does context management
         defaults = self.settings.context_management_default_edits
-        plain = "context_management" not in request and not defaults
+        plain = not isinstance(request.get("context_management"), dict) and not defaults
         if plain and not _has_compaction(request["messages"]):
             return await self.inner.run(call)
         if defaults:
@@ -77,7 +79,8 @@ class ContextRelay:
             if compaction.summary is not None:
                 edited = context.compacted_request(edited, compaction.summary)
         reply = await self.inner.run(call.derive(request=edited))
-        reported = applied if "context_management" in call.request else None
+        asked = isinstance(call.request.get("context_management"), dict)
+        reported = applied if asked else None
         return _decorate(reply, reported, compaction)
 
     async def _edit(self, call: Call) -> tuple[JSON, list[JSON], int]:
@@ -169,18 +172,22 @@ def _edit_counted(request: JSON, model: str, triggers: list[int]) -> tuple[JSON,
     return edited, applied, tokens - sum(e["cleared_input_tokens"] for e in applied)
 
 
-def count_with_edits(request: JSON, model: str, defaults: list[JSON]) -> JSON:
+def count_with_edits(request: JSON, model: str, defaults: list[JSON], native: bool = False) -> JSON:
     """`count_tokens` as Anthropic answers it with `context_management`: the count after the
-    edits, and `context_management.original_input_tokens` before them."""
+    edits, and `context_management.original_input_tokens` before them. `native`: a Claude
+    route, which edits for itself (the count is of the request as sent)."""
+    if native:
+        return {"input_tokens": count_tokens(request, model)}
     if defaults:
         request = context.with_default_edits(request, defaults)
-    if "context_management" not in request and not _has_compaction(request["messages"]):
+    asked = isinstance(request.get("context_management"), dict)
+    if not asked and not _has_compaction(request["messages"]):
         return {"input_tokens": count_tokens(request, model)}
     original = count_tokens(request, model)
     size = max(len(orjson.dumps(request)), 1)
     edited, _ = context.apply_context_edits(request, original, _estimate(original / size))
     answer: JSON = {"input_tokens": count_tokens(edited, model)}
-    if "context_management" in request:
+    if asked:
         answer["context_management"] = {"original_input_tokens": original}
     return answer
 
