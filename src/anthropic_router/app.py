@@ -17,6 +17,7 @@ from typing import Any
 from anthropic_router import __version__
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
+from anthropic_router.emulation import count_with_edits, emulating
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     SSE_HEADERS,
@@ -45,7 +46,7 @@ from anthropic_router.routing import Router
 from anthropic_router.servers import detect_local
 from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.store import Store, StoreError, open_store
-from anthropic_router.tokens import count_tokens, preload_tokenizers
+from anthropic_router.tokens import preload_tokenizers
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -59,9 +60,9 @@ class App:
         self.router = router or Router(settings)
         self.provider = self.router.default_provider
         # The one exchange seam; features (cache, server tools, ...) wrap it.
-        self.relay: Relay = UpstreamRelay(settings)
+        self.relay: Relay = emulating(UpstreamRelay(settings), settings, self.router)
         if settings.local_side_calls:
-            self.relay = SideCallRelay(self.relay)
+            self.relay = SideCallRelay(self.relay)  # answered before any emulation runs
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -294,8 +295,12 @@ class App:
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
         # Tokenising an 80 KB Claude Code request takes milliseconds: keep it off the loop.
-        tokens = await asyncio.to_thread(count_tokens, dict(request), route.upstream_model)
-        await send_json(send, 200, {"input_tokens": tokens}, headers)
+        defaults = self.settings.context_management_default_edits
+        native = route.targets[0].wire == "anthropic"
+        counted = await asyncio.to_thread(
+            count_with_edits, dict(request), route.upstream_model, defaults, native
+        )
+        await send_json(send, 200, counted, headers)
         exchange.status = 200
 
     async def _messages(

@@ -170,6 +170,23 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(64, ge=1)
     redis_retry_interval: float = Field(2.0, ge=0)
 
+    # Emulated for every model (docs/04-conversion.md): tool-call repair, and the route that
+    # writes `compact_20260112` summaries (empty: SMALL_MODEL).
+    tool_call_repair: bool = True
+    compaction_model: str = ""
+    # Context edits applied to every request that does not bring one of the same type (a
+    # JSON list of `context_management.edits` entries): for upstreams with small windows.
+    context_management_default_edits: list[dict[str, Any]] = []
+
+    @field_validator("context_management_default_edits")
+    @classmethod
+    def _known_edits(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        known = ("clear_tool_uses_20250919", "clear_thinking_20251015", "compact_20260112")
+        for edit in value:
+            if edit.get("type") not in known:
+                raise ValueError(f"edit type must be one of {', '.join(known)}")
+        return value
+
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
     @field_validator(

@@ -48,6 +48,10 @@ class Exchange:
     cost_usd: float | None = None
     fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
+    # Tool-call repairs, inputs that failed their schema, context edits (context.py, repair.py)
+    repaired: list[str] = field(default_factory=list)
+    invalid_tool_inputs: int = 0
+    context_edits: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def mark(self, phase: str) -> None:
@@ -78,6 +82,9 @@ class Exchange:
             "cost_usd": self.cost_usd,
             "fallback": self.fallback,
             "dropped": self.dropped or None,
+            "repaired": self.repaired or None,
+            "invalid_tool_inputs": self.invalid_tool_inputs or None,
+            "context_edits": self.context_edits or None,
             "ms": self.timings,
         }
         return {key: value for key, value in data.items() if value is not None}
