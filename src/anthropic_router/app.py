@@ -39,6 +39,7 @@ from anthropic_router.observability import (
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
 from anthropic_router.tokens import count_tokens
+from anthropic_router.tools.loop import ServerToolLoop
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -53,6 +54,9 @@ class App:
         self.provider = self.router.default_provider
         # The one exchange seam; features (cache, server tools, ...) wrap it.
         self.relay: Relay = UpstreamRelay(settings)
+        # Web search, web fetch and MCP tools, run by the router for any model.
+        self.server_tools = ServerToolLoop(self.relay, settings)
+        self.relay = self.server_tools
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -90,6 +94,7 @@ class App:
                 self.ready = False
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self.server_tools.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -130,10 +130,40 @@ class Settings(BaseSettings):
     log_bodies: bool = False
     metrics_enable: bool = True
 
+    # Server tools run by the router (docs/17-server-tools.md): web search, web fetch, MCP.
+    server_tools_enable: bool = True
+    server_tool_max_iterations: int = Field(10, ge=1, le=100)
+    # Anthropic-native targets (Databricks Claude) get server tools untouched.
+    server_tools_native_passthrough: bool = True
+    web_search_provider: Literal["auto", "searxng", "brave", "tavily", "openrouter", "none"] = (
+        "auto"
+    )
+    web_search_max_results: int = Field(5, ge=1, le=20)
+    web_search_timeout: float = Field(15.0, gt=0)
+    searxng_url: str | None = None
+    brave_api_key: SecretStr | None = None
+    brave_base_url: str = "https://api.search.brave.com/res/v1"
+    tavily_api_key: SecretStr | None = None
+    tavily_base_url: str = "https://api.tavily.com"
+    web_search_openrouter_model: str = "openai/gpt-4o-mini"
+    # Loopback, private, link-local and metadata addresses are refused unless this is set.
+    web_fetch_allow_private: bool = False
+    web_fetch_timeout: float = Field(20.0, gt=0)
+    web_fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    web_fetch_max_redirects: int = Field(5, ge=0, le=20)
+    web_fetch_max_content_tokens: int = Field(100_000, gt=0)
+    mcp_server_allowlist: Annotated[list[str], NoDecode] = []
+    mcp_connect_timeout: float = Field(10.0, gt=0)
+    mcp_call_timeout: float = Field(60.0, gt=0)
+
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
     @field_validator(
-        "openrouter_models", "openrouter_transforms", "supported_image_formats", mode="before"
+        "openrouter_models",
+        "openrouter_transforms",
+        "supported_image_formats",
+        "mcp_server_allowlist",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
@@ -149,7 +179,13 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("openrouter_base_url", "openai_compatible_base_url")
+    @field_validator(
+        "openrouter_base_url",
+        "openai_compatible_base_url",
+        "searxng_url",
+        "brave_base_url",
+        "tavily_base_url",
+    )
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
@@ -247,7 +283,7 @@ class Settings(BaseSettings):
 
 _SECRETS = (
     "openrouter_api_key", "proxy_api_key", "databricks_pat", "databricks_client_secret",
-    "openai_compatible_api_key",
+    "openai_compatible_api_key", "brave_api_key", "tavily_api_key",
 )  # fmt: skip
 
 

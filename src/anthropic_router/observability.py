@@ -47,6 +47,8 @@ class Exchange:
     fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Server tools run by the router: {"tool", "outcome", "ms"} per call.
+    server_tools: list[dict[str, Any]] = field(default_factory=list)
 
     def mark(self, phase: str) -> None:
         """Record milliseconds since the exchange started under `phase`."""
@@ -75,6 +77,7 @@ class Exchange:
             "fallback": self.fallback,
             "dropped": self.dropped or None,
             "ms": self.timings,
+            "server_tools": self.server_tools or None,
         }
         return {key: value for key, value in data.items() if value is not None}
 
