@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     web_search_openrouter_model: str = "openai/gpt-4o-mini"
     # Loopback, private, link-local and metadata addresses are refused unless this is set.
     web_fetch_allow_private: bool = False
+    # Narrower: these private hosts (`host` or `host:port`) only, e.g. an intranet wiki.
+    web_fetch_private_allowlist: Annotated[list[str], NoDecode] = []
     web_fetch_timeout: float = Field(20.0, gt=0)
     web_fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
     web_fetch_max_redirects: int = Field(5, ge=0, le=20)
@@ -163,6 +165,7 @@ class Settings(BaseSettings):
         "openrouter_transforms",
         "supported_image_formats",
         "mcp_server_allowlist",
+        "web_fetch_private_allowlist",
         mode="before",
     )
     @classmethod

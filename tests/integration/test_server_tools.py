@@ -164,3 +164,263 @@ def test_web_search_streaming_grammar_and_order(
         "web_search_requests": 1,
         "web_fetch_requests": 0,
     }
+
+
+def _ask(client: anthropic.Anthropic, tools: list[Any], text: str = "go", **kw: Any) -> Any:
+    return client.messages.create(
+        model=MODEL,
+        max_tokens=200,
+        tools=tools,
+        messages=[{"role": "user", "content": text}],
+        **kw,
+    )
+
+
+def test_max_uses_exceeded_is_an_error_block(
+    client: anthropic.Anthropic, upstream: FakeUpstream, provider: FakeUpstream
+) -> None:
+    provider.enqueue(replies.json_reply(SEARXNG_ANSWER), path="/search")
+    twice = [
+        oc.tool_call("call_1", "web_search", {"query": "one"}),
+        oc.tool_call("call_2", "web_search", {"query": "two"}),
+    ]
+    upstream.enqueue(
+        replies.completion(tool_calls=twice, finish_reason="tool_calls"),
+        replies.completion("Only one search was allowed."),
+    )
+    message = _ask(client, [{**SEARCH_TOOL, "max_uses": 1}])
+    kinds = [block.type for block in message.content]
+    assert kinds == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    second = message.content[3]
+    assert second.content.type == "web_search_tool_result_error"
+    assert second.content.error_code == "max_uses_exceeded"
+    assert message.usage.server_tool_use.web_search_requests == 1
+    assert len(provider.requests) == 1  # the refused search never reached the provider
+
+
+def test_client_tools_still_return_to_the_client(
+    client: anthropic.Anthropic, upstream: FakeUpstream, provider: FakeUpstream
+) -> None:
+    provider.enqueue(replies.json_reply(SEARXNG_ANSWER), path="/search")
+    calls = [
+        oc.tool_call("call_1", "web_search", {"query": "weather"}),
+        oc.tool_call("call_2", "get_weather", {"city": "Paris"}),
+    ]
+    upstream.enqueue(replies.completion(tool_calls=calls, finish_reason="tool_calls"))
+    weather = {
+        "name": "get_weather",
+        "description": "Weather",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    message = _ask(client, [SEARCH_TOOL, weather])
+    kinds = [block.type for block in message.content]
+    assert kinds == ["server_tool_use", "web_search_tool_result", "tool_use"]
+    assert message.content[2].name == "get_weather"
+    assert message.content[2].input == {"city": "Paris"}
+    assert message.stop_reason == "tool_use"
+    assert len(upstream.requests) == 1  # the client runs its tool before the next turn
+
+    # The client sends the whole turn back with its tool result: the model sees one history.
+    upstream.enqueue(replies.completion("It is sunny [1]."))
+    follow = client.messages.create(
+        model=MODEL,
+        max_tokens=200,
+        tools=[SEARCH_TOOL, weather],  # type: ignore[list-item]
+        messages=[
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [b.model_dump() for b in message.content]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": message.content[2].id, "content": "sun"}
+                ],
+            },
+        ],
+    )
+    assert follow.content[0].type == "text" and follow.stop_reason == "end_turn"
+    sent = upstream.requests[1].json["messages"]
+    roles = [m["role"] for m in sent]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool"]
+    assert "[1] Result A" in sent[2]["content"]  # the search result, recovered from the history
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "web_search"
+
+
+def test_pause_turn_after_max_iterations(
+    router_factory: Any, upstream: FakeUpstream, provider: FakeUpstream
+) -> None:
+    router = router_factory({"SEARXNG_URL": provider.url, "SERVER_TOOL_MAX_ITERATIONS": "1"})
+    provider.enqueue(*[replies.json_reply(SEARXNG_ANSWER)] * 2, path="/search")
+    upstream.enqueue(_search_call("one"), _search_call("two", "call_s2"))
+    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
+        message = _ask(client, [SEARCH_TOOL])
+    kinds = [block.type for block in message.content]
+    assert kinds == ["server_tool_use", "web_search_tool_result"]
+    assert message.stop_reason == "pause_turn"
+    assert len(upstream.requests) == 2 and len(provider.requests) == 1
+
+
+def test_no_search_provider_is_a_visible_unavailable_error(
+    router_factory: Any, upstream: FakeUpstream
+) -> None:
+    router = router_factory({"WEB_SEARCH_PROVIDER": "none"})
+    upstream.enqueue(_search_call("x"), replies.completion("Search is unavailable."))
+    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
+        message = _ask(client, [SEARCH_TOOL])
+    result = message.content[1]
+    assert result.type == "web_search_tool_result"
+    assert result.content.type == "web_search_tool_result_error"
+    assert result.content.error_code == "unavailable"
+    tool_message = next(m for m in upstream.requests[1].json["messages"] if m["role"] == "tool")
+    assert "unavailable" in tool_message["content"]
+
+
+def test_server_tools_disabled_is_a_400_naming_the_tool(
+    router_factory: Any, upstream: FakeUpstream
+) -> None:
+    router = router_factory({"SERVER_TOOLS_ENABLE": "false"})
+    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
+        with pytest.raises(anthropic.BadRequestError) as raised:
+            _ask(client, [SEARCH_TOOL])
+    assert "web_search_20250305" in str(raised.value)
+    assert "SERVER_TOOLS_ENABLE" in str(raised.value)
+    assert upstream.requests == []
+
+
+def test_tool_calls_in_the_exchange_record_and_metrics(
+    router: RouterProcess,
+    client: anthropic.Anthropic,
+    upstream: FakeUpstream,
+    provider: FakeUpstream,
+) -> None:
+    provider.enqueue(replies.error(503, "down"), path="/search")
+    upstream.enqueue(_search_call("metrics"), replies.completion("No luck."))
+    _ask(client, [SEARCH_TOOL])
+    line = router.wait_for_log('"server_tools"')
+    assert '"tool": "web_search"' in line or '"tool":"web_search"' in line
+    assert "unavailable" in line
+    metrics = httpx.get(f"{router.url}/metrics").text
+    assert (
+        'anthropic_router_server_tool_calls_total{outcome="unavailable",tool="web_search"}'
+        in metrics
+    )
+    assert "anthropic_router_server_tool_duration_seconds_bucket" in metrics
+
+
+BRAVE_ANSWER = {
+    "type": "search",
+    "query": {"original": "router"},
+    "web": {
+        "type": "search",
+        "results": [
+            {
+                "title": "Brave A",
+                "url": "https://brave.example/a",
+                "description": "A <strong>router</strong> result.",
+                "page_age": "2026-10-01T00:00:00",
+                "age": "October 1, 2026",
+            }
+        ],
+    },
+}
+TAVILY_ANSWER = {
+    "query": "router",
+    "results": [
+        {
+            "title": "Tavily A",
+            "url": "https://tavily.example/a",
+            "content": "A router result from Tavily.",
+            "score": 0.9,
+            "published_date": "2026-09-01",
+        }
+    ],
+    "response_time": 0.5,
+}
+OPENROUTER_WEB_ANSWER = {
+    "id": "gen-1",
+    "object": "chat.completion",
+    "model": "openai/gpt-4o-mini",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {
+                "role": "assistant",
+                "content": "Routers route [openrouter.example](https://openrouter.example/a).",
+                "annotations": [
+                    {
+                        "type": "url_citation",
+                        "url_citation": {
+                            "url": "https://openrouter.example/a",
+                            "title": "OpenRouter A",
+                            "content": "A router result found by OpenRouter's web plugin.",
+                            "start_index": 15,
+                            "end_index": 60,
+                        },
+                    }
+                ],
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+}
+
+
+@pytest.mark.parametrize("name", ["brave", "tavily"])
+def test_search_providers(
+    name: str, router_factory: Any, upstream: FakeUpstream, provider: FakeUpstream
+) -> None:
+    env = {
+        "brave": {"BRAVE_API_KEY": "test-brave-key", "BRAVE_BASE_URL": f"{provider.url}/res/v1"},
+        "tavily": {"TAVILY_API_KEY": "test-tavily-key", "TAVILY_BASE_URL": provider.url},
+    }[name]
+    answer = {"brave": BRAVE_ANSWER, "tavily": TAVILY_ANSWER}[name]
+    provider.enqueue(replies.json_reply(answer))
+    upstream.enqueue(_search_call("router"), replies.completion("Done [1]."))
+    router = router_factory(env)
+    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
+        message = _ask(client, [{**SEARCH_TOOL, "allowed_domains": [f"{name}.example"]}])
+    result = message.content[1]
+    assert [r.url for r in result.content] == [f"https://{name}.example/a"]
+    assert message.content[2].citations[0].url == f"https://{name}.example/a"
+    seen = provider.last
+    if name == "brave":
+        assert seen.method == "GET" and seen.path == "/res/v1/web/search"
+        assert seen.headers["x-subscription-token"] == "test-brave-key"
+        assert seen.query["q"] == "router site:brave.example"
+        assert result.content[0].page_age == "2026-10-01T00:00:00"
+        tool_text = next(m for m in upstream.requests[1].json["messages"] if m["role"] == "tool")
+        assert "<strong>" not in tool_text["content"]
+    else:
+        assert seen.method == "POST" and seen.path == "/search"
+        assert seen.headers["authorization"] == "Bearer test-tavily-key"
+        assert seen.json["query"] == "router"
+        assert seen.json["include_domains"] == ["tavily.example"]
+
+
+def test_openrouter_web_plugin_as_search_provider(
+    router_factory: Any, upstream: FakeUpstream
+) -> None:
+    # The model turn, the web plugin's search and the next model turn all go to OpenRouter.
+    upstream.enqueue(
+        _search_call("router"),
+        replies.json_reply(OPENROUTER_WEB_ANSWER),
+        replies.completion("OpenRouter found it [1]."),
+    )
+    router = router_factory({"WEB_SEARCH_PROVIDER": "openrouter"})
+    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
+        message = _ask(client, [SEARCH_TOOL])
+    result = message.content[1]
+    assert [(r.url, r.title) for r in result.content] == [
+        ("https://openrouter.example/a", "OpenRouter A")
+    ]
+    assert message.content[2].citations[0].cited_text.startswith("A router result found")
+    search_request = upstream.requests[1].json
+    assert search_request["plugins"] == [{"id": "web", "max_results": 5}]
+    assert search_request["model"] == "openai/gpt-4o-mini"
+    assert search_request["messages"] == [{"role": "user", "content": "router"}]

@@ -61,17 +61,27 @@ class BlockedAddress(OSError):
     """The host resolves only to addresses the router refuses to connect to."""
 
 
+def host_allowlisted(host: str, port: int | None, allowlist: list[str]) -> bool:
+    """WEB_FETCH_PRIVATE_ALLOWLIST: `host` or `host:port` entries exempt from the address
+    check (an intranet site; the tests' loopback web server)."""
+    host = host.lower().strip("[]")
+    return host in allowlist or f"{host}:{port}" in allowlist
+
+
 class GuardedResolver(AbstractResolver):
     """Resolves like the default resolver, then drops refused addresses; a host with none
     left fails to connect."""
 
-    def __init__(self) -> None:
+    def __init__(self, allowlist: list[str]) -> None:
         self._inner = ThreadedResolver()
+        self._allowlist = [entry.lower() for entry in allowlist]
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
+        if host_allowlisted(host, port, self._allowlist):
+            return found
         allowed = [entry for entry in found if address_allowed(entry["host"])]
         if not allowed:
             raise BlockedAddress(f"{host} resolves to a private or reserved address")
@@ -84,7 +94,9 @@ class GuardedResolver(AbstractResolver):
 def open_session(settings: Settings) -> aiohttp.ClientSession:
     """The session web fetches go through (one per app; closed at shutdown)."""
     resolver: AbstractResolver = (
-        ThreadedResolver() if settings.web_fetch_allow_private else GuardedResolver()
+        ThreadedResolver()
+        if settings.web_fetch_allow_private
+        else GuardedResolver(settings.web_fetch_private_allowlist)
     )
     connector = aiohttp.TCPConnector(resolver=resolver, limit=64, ttl_dns_cache=None)
     return aiohttp.ClientSession(
@@ -106,7 +118,9 @@ class Page:
     title: str | None = None
 
 
-def check_url(url: str, config: JSON, allow_private: bool) -> str:
+def check_url(
+    url: str, config: JSON, allow_private: bool, allowlist: list[str] | None = None
+) -> str:
     """The URL if the tool may fetch it, else ToolFailure with Anthropic's code."""
     if not isinstance(url, str) or not url:
         raise ToolFailure("invalid_tool_input", "no url")
@@ -155,7 +169,7 @@ async def _follow(
 ) -> Page:
     allow_private = settings.web_fetch_allow_private
     for _ in range(settings.web_fetch_max_redirects + 1):
-        check_url(url, config, allow_private)
+        check_url(url, config, allow_private, settings.web_fetch_private_allowlist)
         async with session.get(url, allow_redirects=False) as response:
             if response.status in _REDIRECTS and response.headers.get("Location"):
                 url = urljoin(url, response.headers["Location"])

@@ -143,7 +143,10 @@ class ToolRun:
         url = arguments.get("url")
         if not isinstance(url, str):
             raise ToolFailure("invalid_tool_input", "url must be a string")
-        web.check_url(url, tool.config, self.settings.web_fetch_allow_private)
+        settings = self.settings
+        web.check_url(
+            url, tool.config, settings.web_fetch_allow_private, settings.web_fetch_private_allowlist
+        )
         if normalize_url(url) not in self.known_urls:
             raise ToolFailure(
                 "url_not_in_prior_context",
