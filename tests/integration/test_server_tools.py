@@ -284,9 +284,11 @@ def test_server_tools_disabled_is_a_400_naming_the_tool(
     router_factory: Any, upstream: FakeUpstream
 ) -> None:
     router = router_factory({"SERVER_TOOLS_ENABLE": "false"})
-    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
-        with pytest.raises(anthropic.BadRequestError) as raised:
-            _ask(client, [SEARCH_TOOL])
+    with (
+        anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client,
+        pytest.raises(anthropic.BadRequestError) as raised,
+    ):
+        _ask(client, [SEARCH_TOOL])
     assert "web_search_20250305" in str(raised.value)
     assert "SERVER_TOOLS_ENABLE" in str(raised.value)
     assert upstream.requests == []

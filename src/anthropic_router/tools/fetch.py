@@ -134,7 +134,8 @@ def check_url(
     allowed, blocked = config.get("allowed_domains") or [], config.get("blocked_domains") or []
     if (allowed and not domain_matches(url, allowed)) or (blocked and domain_matches(url, blocked)):
         raise ToolFailure("url_not_allowed")
-    if not allow_private and _is_ip_literal(parts.hostname) and not address_allowed(parts.hostname):
+    private_ok = allow_private or host_allowlisted(parts.hostname, parts.port, allowlist or [])
+    if not private_ok and _is_ip_literal(parts.hostname) and not address_allowed(parts.hostname):
         raise ToolFailure("url_not_accessible", "private and reserved addresses are refused")
     return url
 

@@ -4,6 +4,7 @@ result for the model, and its timing and outcome in the exchange record."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections import Counter
@@ -37,6 +38,8 @@ from anthropic_router.tools.search import ToolFailure, search
 if TYPE_CHECKING:
     from anthropic_router.tools.loop import ServerToolLoop
     from anthropic_router.tools.mcp import McpConnection
+
+log = logging.getLogger("anthropic_router")
 
 JSON = dict[str, Any]
 
@@ -105,6 +108,11 @@ class ToolRun:
         except TimeoutError:
             code = "url_not_accessible" if tool.kind == WEB_FETCH else "unavailable"
             return self._failed(tool, use_id, ToolFailure(code, "the request's deadline passed"))
+        except Exception:  # a bug or an unexpected library error: the tool's error, not a 500
+            fields = {"request_id": self.call.record.request_id, "tool": tool.name}
+            log.exception("server tool failed", extra={"fields": fields})
+            code = "url_not_accessible" if tool.kind == WEB_FETCH else "unavailable"
+            return self._failed(tool, use_id, ToolFailure(code, "the tool failed unexpectedly"))
 
     def owner_deadline(self) -> float:
         deadline = self.call.deadline  # set by the loop
