@@ -137,15 +137,17 @@ def test_unreachable_server_is_a_400(
 ) -> None:
     router = router_factory({"WEB_FETCH_ALLOW_PRIVATE": "true", "MCP_CONNECT_TIMEOUT": "3"})
     dead = [{"type": "url", "url": "http://127.0.0.1:1/mcp", "name": "dead"}]
-    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
-        with pytest.raises(anthropic.BadRequestError) as raised:
-            client.beta.messages.create(
-                model=MODEL,
-                max_tokens=50,
-                messages=[{"role": "user", "content": "hi"}],
-                mcp_servers=dead,  # type: ignore[arg-type]
-                betas=["mcp-client-2025-04-04"],
-            )
+    with (
+        anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client,
+        pytest.raises(anthropic.BadRequestError) as raised,
+    ):
+        client.beta.messages.create(
+            model=MODEL,
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            mcp_servers=dead,  # type: ignore[arg-type]
+            betas=["mcp-client-2025-04-04"],
+        )
     assert "dead" in str(raised.value)
     assert upstream.requests == []
 
@@ -170,13 +172,15 @@ def test_private_server_refused_without_allowlist(
     router_factory: Any, upstream: FakeUpstream, mcp_server: McpTestServer
 ) -> None:
     router = router_factory({})
-    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
-        with pytest.raises(anthropic.PermissionDeniedError) as raised:
-            client.beta.messages.create(
-                model=MODEL,
-                max_tokens=50,
-                messages=[{"role": "user", "content": "hi"}],
-                mcp_servers=_servers(mcp_server),  # type: ignore[arg-type]
-                betas=["mcp-client-2025-04-04"],
-            )
+    with (
+        anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client,
+        pytest.raises(anthropic.PermissionDeniedError) as raised,
+    ):
+        client.beta.messages.create(
+            model=MODEL,
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            mcp_servers=_servers(mcp_server),  # type: ignore[arg-type]
+            betas=["mcp-client-2025-04-04"],
+        )
     assert "private" in str(raised.value)
