@@ -176,14 +176,15 @@ def test_result_text(block: dict[str, Any], expected: tuple[str, bool]) -> None:
     ("text", "expected"),
     [
         ("No markers.", [("No markers.", [])]),
-        ("Claim [1]. Rest", [("Claim ", ["https://a.example/1"]), (". Rest", [])]),
+        ("Claim [1]. Rest", [("Claim", ["https://a.example/1"]), (". Rest", [])]),
+        ("Trailing space ", [("Trailing space ", [])]),
         (
             "Both [1, 2] done",
-            [("Both ", ["https://a.example/1", "https://b.example/2"]), (" done", [])],
+            [("Both", ["https://a.example/1", "https://b.example/2"]), (" done", [])],
         ),
         ("Unknown [9] stays", [("Unknown [9] stays", [])]),
         ("Array [0] and list[1]", [("Array [0] and list", ["https://a.example/1"])]),
-        ("Ends with [2]", [("Ends with ", ["https://b.example/2"])]),
+        ("Ends with [2]", [("Ends with", ["https://b.example/2"])]),
         ("Open bracket [", [("Open bracket [", [])]),
     ],
 )
@@ -197,7 +198,9 @@ def test_cite_blocks(text: str, expected: list[tuple[str, list[str]]]) -> None:
             assert len(citation["cited_text"]) <= 150 and citation["encrypted_index"]
 
 
-@pytest.mark.parametrize("text", ["Claim [1]. More [2] end [1,2]", "x[12] [1", "[1][2]"])
+@pytest.mark.parametrize(
+    "text", ["Claim [1]. More [2] end [1,2]", "x[12] [1", "[1][2]", "a  b [1]  c ", "[9] [1]"]
+)
 def test_streamed_citations_cut_anywhere_match_whole(text: str) -> None:
     whole = cite_blocks(text, SOURCES)
     for cut in range(len(text) + 1):
@@ -271,7 +274,7 @@ def test_turn_events_hold_server_calls_and_renumber() -> None:
         "text",
     ]
     assert message["content"][1]["input"] == {"q": 1}
-    assert message["content"][3]["text"] == "Alpha is real "
+    assert message["content"][3]["text"] == "Alpha is real"
     assert message["content"][3]["citations"][0]["url"] == "https://a.example/1"
     assert message["content"][4]["text"] == "."
 

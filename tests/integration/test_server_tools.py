@@ -13,8 +13,8 @@ import anthropic
 import httpx
 import pytest
 
+from support import backends, replies
 from support import openai_chunks as oc
-from support import replies
 from support.grammar import accumulate, check_grammar
 from support.router import RouterProcess
 from support.upstream import FakeUpstream
@@ -120,7 +120,7 @@ def test_web_search_non_streaming(
     assert isinstance(result.content, list)
     assert [r.url for r in result.content] == ["https://example.org/a"]  # blocked one filtered
     assert result.content[0].title == "Result A" and result.content[0].encrypted_content
-    assert cited.type == "text" and cited.text == "Routers translate requests "
+    assert cited.type == "text" and cited.text == "Routers translate requests"
     assert cited.citations and cited.citations[0].type == "web_search_result_location"
     assert cited.citations[0].url == "https://example.org/a"
     assert cited.citations[0].cited_text.startswith("Anthropic-compatible routers")
@@ -426,3 +426,81 @@ def test_openrouter_web_plugin_as_search_provider(
     assert search_request["plugins"] == [{"id": "web", "max_results": 5}]
     assert search_request["model"] == "openai/gpt-4o-mini"
     assert search_request["messages"] == [{"role": "user", "content": "router"}]
+
+
+@pytest.mark.parametrize("backend", backends.ALL, ids=str)
+def test_web_search_on_every_backend(
+    backend: backends.Backend, upstream: FakeUpstream, provider: FakeUpstream
+) -> None:
+    """The loop is a relay wrapper: the same search, streamed and not, on each backend."""
+    env = backends.merged_env(backend, upstream.url, {"SEARXNG_URL": provider.url})
+    with RouterProcess(upstream.url, env, startup_timeout=backend.startup_timeout) as router:
+        provider.enqueue(*[replies.json_reply(SEARXNG_ANSWER)] * 2, path="/search")
+        upstream.enqueue(_search_call("router"), replies.completion("Found [1]."))
+        with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
+            message = _ask(client, [SEARCH_TOOL])
+        assert [b.type for b in message.content] == [
+            "server_tool_use",
+            "web_search_tool_result",
+            "text",
+            "text",
+        ]
+        upstream.enqueue(_search_call_stream("router"), _text_stream("Found [1]."))
+        body = {"model": MODEL, "max_tokens": 50, "tools": [SEARCH_TOOL]}
+        events = _stream_events(router, {**body, "messages": [{"role": "user", "content": "s"}]})
+        check_grammar(events)
+        streamed = accumulate(events)
+        assert [b["type"] for b in streamed["content"]] == [b.type for b in message.content]
+        assert streamed["usage"]["server_tool_use"]["web_search_requests"] == 1
+
+
+def test_paused_response_sent_back_continues(
+    client: anthropic.Anthropic, upstream: FakeUpstream
+) -> None:
+    """After `pause_turn` the client sends the response back as the last assistant message;
+    the model sees its call and the result and goes on."""
+    sealed = {
+        "type": "web_search_result",
+        "url": "https://example.org/a",
+        "title": "Result A",
+        "encrypted_content": "opaque-from-elsewhere",
+    }
+    paused = [
+        {
+            "type": "server_tool_use",
+            "id": "srvtoolu_p1",
+            "name": "web_search",
+            "input": {"query": "q"},
+        },
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_p1", "content": [sealed]},
+    ]
+    upstream.enqueue(replies.completion("Continuing from the search."))
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        tools=[SEARCH_TOOL],  # type: ignore[list-item]
+        messages=[
+            {"role": "user", "content": "search"},
+            {"role": "assistant", "content": paused},  # type: ignore[typeddict-item]
+        ],
+    )
+    assert message.content[0].type == "text" and message.stop_reason == "end_turn"
+    sent = upstream.last.json["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[1]["tool_calls"][0]["id"] == "srvtoolu_p1"
+    assert "[1] Result A" in sent[2]["content"]  # a foreign encrypted_content: title and URL
+
+
+def test_a_failing_later_turn_ends_the_stream_with_an_error_event(
+    router: RouterProcess, upstream: FakeUpstream, provider: FakeUpstream
+) -> None:
+    provider.enqueue(replies.json_reply(SEARXNG_ANSWER), path="/search")
+    upstream.enqueue(_search_call_stream("x"), replies.error(400, "context too long"))
+    body = {"model": MODEL, "max_tokens": 50, "tools": [SEARCH_TOOL]}
+    events = _stream_events(router, {**body, "messages": [{"role": "user", "content": "s"}]})
+    check_grammar(events)
+    assert [e["type"] for e in events if e["type"] == "content_block_start"] == [
+        "content_block_start"
+    ] * 2
+    assert events[-1]["type"] == "error"
+    assert "context too long" in events[-1]["error"]["message"]

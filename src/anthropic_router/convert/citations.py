@@ -19,7 +19,9 @@ from anthropic_router.convert.server_tools import SearchResult, seal
 JSON = dict[str, Any]
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-_PARTIAL = re.compile(r"\[[\d,\s]{0,16}$")
+# What could still become a marker, and the whitespace before it: "claim [1]." reads
+# "claim" + citation, then ".", so the space before a marker is dropped.
+_PARTIAL = re.compile(r"(?:\s*\[[\d,\s]{0,16}|\s+)$")
 _CITED_TEXT_LIMIT = 150  # Anthropic: "up to 150 characters of the cited content"
 
 
@@ -51,7 +53,7 @@ class CitationSplitter:
             citations = self._citations(match.group(1))
             if not citations:
                 continue
-            before = buffer[position : match.start()]
+            before = buffer[position : match.start()].rstrip(" \t")
             if before:
                 out.append(("text", before))
             out.append(("cite", citations))
