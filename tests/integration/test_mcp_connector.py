@@ -184,3 +184,17 @@ def test_private_server_refused_without_allowlist(
             betas=["mcp-client-2025-04-04"],
         )
     assert "private" in str(raised.value)
+
+
+def test_toolset_naming_an_unknown_server_is_a_400(
+    client: anthropic.Anthropic, upstream: FakeUpstream
+) -> None:
+    with pytest.raises(anthropic.BadRequestError, match="not in mcp_servers"):
+        client.beta.messages.create(
+            model=MODEL,
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[{"type": "mcp_toolset", "mcp_server_name": "ghost"}],  # type: ignore[list-item]
+            betas=["mcp-client-2025-11-20"],
+        )
+    assert upstream.requests == []

@@ -504,3 +504,23 @@ def test_a_failing_later_turn_ends_the_stream_with_an_error_event(
     ] * 2
     assert events[-1]["type"] == "error"
     assert "context too long" in events[-1]["error"]["message"]
+
+
+def test_pings_keep_the_stream_alive_while_a_tool_runs(
+    router_factory: Any, upstream: FakeUpstream, provider: FakeUpstream
+) -> None:
+    """The `server_tool_use` block is written when the model's call is complete, then pings
+    flow while the (slow) search runs, then its result."""
+    router = router_factory({"SEARXNG_URL": provider.url, "STREAM_PING_INTERVAL": "0.2"})
+    provider.enqueue(replies.delayed(1.5, replies.json_reply(SEARXNG_ANSWER)), path="/search")
+    upstream.enqueue(_search_call_stream("slow"), _text_stream("Done."))
+    body = {"model": MODEL, "max_tokens": 50, "tools": [SEARCH_TOOL]}
+    events = _stream_events(router, {**body, "messages": [{"role": "user", "content": "s"}]})
+    check_grammar(events)
+    kinds = [
+        e["content_block"]["type"] if e["type"] == "content_block_start" else e["type"]
+        for e in events
+        if e["type"] in ("content_block_start", "ping")
+    ]
+    use, result = kinds.index("server_tool_use"), kinds.index("web_search_tool_result")
+    assert "ping" in kinds[use:result]

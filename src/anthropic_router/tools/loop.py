@@ -81,6 +81,7 @@ class ServerToolLoop:
     async def run(self, call: Call) -> Reply:
         tools, toolsets, client_tools = split_tools(call.request.get("tools"))
         servers = mcp.server_definitions(call.request)
+        mcp.check_toolsets(toolsets, servers)
         if not tools and not servers:
             return await self.inner.run(call)
         if not self.settings.server_tools_enable:

@@ -185,6 +185,17 @@ def server_definitions(request: JSON) -> list[JSON]:
     return servers
 
 
+def check_toolsets(toolsets: list[JSON], servers: list[JSON]) -> None:
+    """Each `mcp_toolset` must name a server of `mcp_servers` (Anthropic answers 400)."""
+    names = {server["name"] for server in servers}
+    for toolset in toolsets:
+        name = toolset.get("mcp_server_name")
+        if name not in names:
+            raise invalid_request(
+                f"mcp_toolset names MCP server '{name}', which is not in mcp_servers"
+            )
+
+
 async def check_server_url(url: str, settings: Settings) -> None:
     """MCP_SERVER_ALLOWLIST (URL prefixes) when set; otherwise web fetch's address rules."""
     parts = urlsplit(url)
