@@ -524,3 +524,50 @@ def test_pings_keep_the_stream_alive_while_a_tool_runs(
     ]
     use, result = kinds.index("server_tool_use"), kinds.index("web_search_tool_result")
     assert "ping" in kinds[use:result]
+
+
+def test_native_anthropic_target_gets_server_tools_untouched(
+    router_factory: Any, upstream: FakeUpstream
+) -> None:
+    """Databricks' native Claude route speaks the Messages API: the request keeps its server
+    tool and the upstream's own server blocks reach the client as they are."""
+    env = {
+        "PROXY_BACKEND": "AZURE_DATABRICKS",
+        "DATABRICKS_HOST": upstream.url,
+        "DATABRICKS_PAT": "dapi-test-token-0000",
+        "OPENROUTER_API_KEY": None,
+    }
+    native_answer = {
+        "id": "msg_dbx_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "databricks-claude-sonnet-4-5",
+        "content": [
+            {"type": "server_tool_use", "id": "srvtoolu_n1", "name": "web_search", "input": {}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_n1", "content": []},
+            {"type": "text", "text": "Native."},
+        ],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 3,
+            "output_tokens": 2,
+            "server_tool_use": {"web_search_requests": 1},
+        },
+    }
+    upstream.enqueue(replies.json_reply(native_answer))
+    router = router_factory(env)
+    with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
+        message = client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=50,
+            tools=[SEARCH_TOOL],  # type: ignore[list-item]
+            messages=[{"role": "user", "content": "search"}],
+        )
+    assert [b.type for b in message.content] == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    assert upstream.last.path.endswith("/v1/messages")
+    assert upstream.last.json["tools"] == [SEARCH_TOOL]
