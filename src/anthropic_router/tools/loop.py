@@ -27,8 +27,6 @@ from anthropic_router.config import Settings
 from anthropic_router.convert.citations import cite_blocks
 from anthropic_router.convert.server_tools import (
     MCP,
-    WEB_FETCH,
-    WEB_SEARCH,
     ServerTool,
     add_usage,
     function_tool,
@@ -364,4 +362,4 @@ def _error_event(error: Exception) -> JSON:
     return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
-__all__ = ["WEB_FETCH", "WEB_SEARCH", "ServerToolLoop"]
+__all__ = ["ServerToolLoop"]
