@@ -198,3 +198,23 @@ def test_toolset_naming_an_unknown_server_is_a_400(
             betas=["mcp-client-2025-11-20"],
         )
     assert upstream.requests == []
+
+
+def test_sse_transport(router_factory: Any, upstream: FakeUpstream) -> None:
+    """A server URL ending in /sse is reached over the SSE transport."""
+    with McpTestServer("sse") as sse_server:
+        router = router_factory({"MCP_SERVER_ALLOWLIST": f"http://127.0.0.1:{sse_server.port}/"})
+        upstream.enqueue(
+            _calls(("call_1", "mcp__calc__add", {"a": 20, "b": 22})), replies.completion("42.")
+        )
+        with anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0) as client:
+            message = client.beta.messages.create(
+                model=MODEL,
+                max_tokens=100,
+                messages=[{"role": "user", "content": "add"}],
+                mcp_servers=_servers(sse_server),  # type: ignore[arg-type]
+                betas=["mcp-client-2025-04-04"],
+            )
+    assert [b.type for b in message.content] == ["mcp_tool_use", "mcp_tool_result", "text"]
+    assert message.content[1].content[0].text == "42"
+    assert "Bearer test-mcp-token" in sse_server.authorizations

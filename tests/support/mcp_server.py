@@ -1,5 +1,6 @@
 """A real MCP server built with the official `mcp` SDK, on 127.0.0.1 in a thread: two tools,
-`add` (works) and `explode` (always fails), over Streamable HTTP at `/mcp`. It records the
+`add` (works) and `explode` (always fails), over Streamable HTTP at `/mcp`, or with
+`transport="sse"` over the SSE transport at `/sse`. It records the
 Authorization header of each HTTP request so tests can check the token reached it."""
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ def build_server() -> MCPServer:
 
 
 class McpTestServer:
-    def __init__(self) -> None:
+    def __init__(self, transport: str = "streamable-http") -> None:
         self.port = free_port()
+        self.transport = transport
         self.authorizations: list[str | None] = []
-        app = build_server().streamable_http_app()
+        server = build_server()
+        app = server.sse_app() if transport == "sse" else server.streamable_http_app()
         self._app = self._recording(app)
         config = uvicorn.Config(self._app, host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
@@ -58,7 +61,8 @@ class McpTestServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        path = "/sse" if self.transport == "sse" else "/mcp"
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> McpTestServer:
         self._thread.start()
