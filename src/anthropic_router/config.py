@@ -267,11 +267,22 @@ class Settings(BaseSettings):
                 "FORWARD_CLIENT_KEY only applies to OpenRouter targets; "
                 f"{self.backend.value} uses its own credentials"
             )
+        found += self._server_tool_warnings()
         if self.host not in ("127.0.0.1", "localhost", "::1") and self.proxy_api_key is None:
             found.append(
                 f"HOST={self.host} is reachable from other machines and PROXY_API_KEY is unset"
             )
         return found
+
+    def _server_tool_warnings(self) -> list[str]:
+        needs = {
+            "searxng": ("SEARXNG_URL", self.searxng_url),
+            "brave": ("BRAVE_API_KEY", self.brave_api_key),
+            "tavily": ("TAVILY_API_KEY", self.tavily_api_key),
+        }.get(self.web_search_provider)
+        if needs is not None and needs[1] is None:
+            return [f"WEB_SEARCH_PROVIDER={self.web_search_provider} needs {needs[0]}"]
+        return []
 
     def public_view(self) -> dict[str, Any]:
         """The effective configuration with every secret replaced by whether it is set."""

@@ -292,3 +292,22 @@ def test_turn_events_pass_client_tools_and_errors() -> None:
     assert [e["index"] for e in out if e["type"] == "content_block_start"] == [3]
     error = {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}
     assert turn.feed([error]) == [error] and turn.failed
+
+
+def test_turn_events_keep_what_the_model_said_and_thought() -> None:
+    events = _turn_events(
+        {
+            "content": [
+                {"type": "thinking", "thinking": "Need a search.", "signature": "sig-1"},
+                {"type": "text", "text": "Searching [1] now."},
+                {"type": "tool_use", "id": "toolu_1", "name": "web_search", "input": {"q": 1}},
+            ],
+            "stop_reason": "tool_use",
+        }
+    )
+    turn = TurnEvents(frozenset({"web_search"}), 0, dict(SOURCES), first_turn=True)
+    turn.feed(events)
+    assert turn.said == [
+        {"type": "thinking", "thinking": "Need a search.", "signature": "sig-1"},
+        {"type": "text", "text": "Searching [1] now."},
+    ]

@@ -53,7 +53,8 @@ class TurnEvents:
     calls: list[HeldCall] = field(default_factory=list)
     client_calls: int = 0
     failed: bool = False
-    text: list[str] = field(default_factory=list)  # what the model said, for its next turn
+    # What the model said and thought (signatures kept), for its next turn's history.
+    said: list[JSON] = field(default_factory=list)
     # The upstream index of the open block -> how it is relayed.
     _mode: str = ""
     _held: HeldCall | None = None
@@ -92,6 +93,8 @@ class TurnEvents:
 
     def _start(self, block: JSON, out: list[JSON]) -> None:
         kind = block.get("type")
+        if kind in ("text", "thinking", "redacted_thinking"):
+            self.said.append(dict(block))
         if kind == "tool_use" and block.get("name") in self.server_names:
             self._mode = "held"
             self._held = HeldCall(str(block.get("id", "")), str(block["name"]))
@@ -119,8 +122,7 @@ class TurnEvents:
             self._open_index = None
 
     def _delta(self, delta: JSON, out: list[JSON]) -> None:
-        if delta.get("type") == "text_delta":
-            self.text.append(str(delta.get("text", "")))
+        self._note(delta)
         if self._mode == "held" and self._held is not None:
             self._held.partial_json += str(delta.get("partial_json", ""))
         elif self._mode == "cited" and self._splitter is not None:
@@ -128,6 +130,17 @@ class TurnEvents:
                 self._cited(self._splitter.feed(str(delta.get("text", ""))), out)
         elif self._open_index is not None:
             out.append({"type": "content_block_delta", "index": self._open_index, "delta": delta})
+
+    def _note(self, delta: JSON) -> None:
+        if not self.said or self._mode == "held":
+            return
+        block, kind = self.said[-1], delta.get("type")
+        if kind == "text_delta" and block["type"] == "text":
+            block["text"] = block.get("text", "") + str(delta.get("text", ""))
+        elif kind == "thinking_delta" and block["type"] == "thinking":
+            block["thinking"] = block.get("thinking", "") + str(delta.get("thinking", ""))
+        elif kind == "signature_delta" and block["type"] == "thinking":
+            block["signature"] = str(delta.get("signature", ""))
 
     def _cited(self, pieces: list[tuple[str, Any]], out: list[JSON]) -> None:
         for kind, value in pieces:

@@ -332,9 +332,9 @@ class _Loop:
 
 
 def turn_text(turn: TurnEvents) -> list[JSON]:
-    """What the model said before its calls, for its next turn."""
-    text = "".join(turn.text)
-    return [{"type": "text", "text": text}] if text.strip() else []
+    """What the model said and thought before its calls, for its next turn (thinking with
+    its signature, which reasoning models want back with their tool calls)."""
+    return [b for b in turn.said if b["type"] != "text" or str(b.get("text", "")).strip()]
 
 
 def _model_use(use: JSON, held: HeldCall) -> JSON:
