@@ -35,8 +35,7 @@ from anthropic_router.convert.sse import SSEDecoder
 from anthropic_router.convert.stream import StreamTranslator, message_events
 from anthropic_router.errors import ApiError
 from anthropic_router.observability import Exchange
-from anthropic_router.providers.base import UpstreamStream
-from anthropic_router.providers.openai_chat import JsonAsStream
+from anthropic_router.providers.base import JsonAsStream, UpstreamStream
 from anthropic_router.providers.retry import with_retries
 from anthropic_router.routing import Route, Target
 from anthropic_router.tokens import estimate_input_tokens
@@ -175,9 +174,8 @@ class _Attempt:
         conversion = to_openai_request(dict(request), target.options)
         report = conversion.report
         dropped = report.dropped_names
-        unsupported = getattr(target.provider, "unsupported", None)  # LiteLLM's drop_params
-        if unsupported is not None:
-            dropped += [name for name in unsupported(conversion.body) if name not in dropped]
+        # What the provider itself will not send (LiteLLM's drop_params).
+        dropped += [n for n in target.provider.unsupported(conversion.body) if n not in dropped]
         return _Prepared(conversion.body, dropped, report.notes, conversion.tool_names)
 
     def _fell_back(self, target: Target, error: ApiError) -> None:
