@@ -47,6 +47,7 @@ from anthropic_router.servers import detect_local
 from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.store import Store, StoreError, open_store
 from anthropic_router.tokens import preload_tokenizers
+from anthropic_router.tools.loop import ServerToolLoop
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -61,8 +62,12 @@ class App:
         self.provider = self.router.default_provider
         # The one exchange seam; features (cache, server tools, ...) wrap it.
         self.relay: Relay = emulating(UpstreamRelay(settings), settings, self.router)
+        # Web search, web fetch and MCP tools, run by the router for any model; each of the
+        # loop's model turns goes through the emulation and the upstream relay.
+        self.server_tools = ServerToolLoop(self.relay, settings)
+        self.relay = self.server_tools
         if settings.local_side_calls:
-            self.relay = SideCallRelay(self.relay)  # answered before any emulation runs
+            self.relay = SideCallRelay(self.relay)  # answered before anything else runs
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -115,6 +120,7 @@ class App:
                 self.ready = False
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self.server_tools.aclose()
                 await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

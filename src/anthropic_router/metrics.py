@@ -74,6 +74,17 @@ COST = Counter(
     ["upstream_model"],
 )
 CACHE = Counter("anthropic_router_cache_requests_total", "Prompt-cache lookups.", ["result"])
+SERVER_TOOL_CALLS = Counter(
+    "anthropic_router_server_tool_calls_total",
+    "Server tool calls run by the router, by tool and outcome (ok or the error code).",
+    ["tool", "outcome"],
+)
+SERVER_TOOL_LATENCY = Histogram(
+    "anthropic_router_server_tool_duration_seconds",
+    "Time of one server tool call run by the router.",
+    ["tool"],
+    buckets=LATENCY_BUCKETS,
+)
 BATCH = Counter("anthropic_router_batch_requests_total", "Batch request results.", ["result"])
 INFO = Gauge(
     "anthropic_router_info",
@@ -188,6 +199,9 @@ def observe(record: dict[str, Any]) -> None:
         record.get("cost_usd"),
         bool(record.get("usage_estimated")),
     )
+    for tool_call in record.get("server_tools") or ():
+        SERVER_TOOL_CALLS.labels(tool_call["tool"], tool_call["outcome"]).inc()
+        SERVER_TOOL_LATENCY.labels(tool_call["tool"]).observe(tool_call["ms"] / 1000)
 
 
 def _upstream_label(name: str | None) -> str:

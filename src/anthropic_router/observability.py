@@ -53,6 +53,8 @@ class Exchange:
     invalid_tool_inputs: int = 0
     context_edits: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Server tools run by the router: {"tool", "outcome", "ms"} per call.
+    server_tools: list[dict[str, Any]] = field(default_factory=list)
 
     def mark(self, phase: str) -> None:
         """Record milliseconds since the exchange started under `phase`."""
@@ -86,6 +88,7 @@ class Exchange:
             "invalid_tool_inputs": self.invalid_tool_inputs or None,
             "context_edits": self.context_edits or None,
             "ms": self.timings,
+            "server_tools": self.server_tools or None,
         }
         return {key: value for key, value in data.items() if value is not None}
 
