@@ -406,10 +406,14 @@ async def send_reply(
         record.status = 200
         return
     record.status = 200
-    start = [*SSE_HEADERS, *headers, *reply.headers]
-    await send({"type": "http.response.start", "status": 200, "headers": start})
-    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     events = reply.events
+    start = [*SSE_HEADERS, *headers, *reply.headers]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": start})
+    except BaseException:
+        await events.aclose()  # never started: its cleanup (upstream, MCP sessions) runs now
+        raise
+    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     task = asyncio.current_task()
     if drain is not None and task is not None:
         drain.tasks.add(task)
