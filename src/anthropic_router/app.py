@@ -19,6 +19,7 @@ from anthropic_router.batches import api as batches_api
 from anthropic_router.batches.runner import Runner
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
+from anthropic_router.emulation import count_with_edits, emulating
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     SSE_HEADERS,
@@ -44,8 +45,11 @@ from anthropic_router.observability import (
 from anthropic_router.rediskv import KVUnavailable, RedisKV, open_redis
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.servers import detect_local
+from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.store import Store, StoreError, open_store
-from anthropic_router.tokens import count_tokens, preload_tokenizers
+from anthropic_router.tokens import preload_tokenizers
+from anthropic_router.tools.loop import ServerToolLoop
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -59,7 +63,13 @@ class App:
         self.router = router or Router(settings)
         self.provider = self.router.default_provider
         # The one exchange seam; features (cache, server tools, ...) wrap it.
-        self.relay: Relay = UpstreamRelay(settings)
+        self.relay: Relay = emulating(UpstreamRelay(settings), settings, self.router)
+        # Web search, web fetch and MCP tools, run by the router for any model; each of the
+        # loop's model turns goes through the emulation and the upstream relay.
+        self.server_tools = ServerToolLoop(self.relay, settings)
+        self.relay = self.server_tools
+        if settings.local_side_calls:
+            self.relay = SideCallRelay(self.relay)  # answered before anything else runs
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -106,6 +116,7 @@ class App:
                 self._preload = asyncio.get_running_loop().run_in_executor(
                     None, preload_tokenizers, self.router.configured_models()
                 )
+                await detect_local(self.router, self.settings.openai_compatible_detect_timeout)
                 self._start_batches()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
@@ -116,6 +127,7 @@ class App:
                     self.batch_runner = None
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self.server_tools.aclose()
                 await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -260,11 +272,13 @@ class App:
         self, send: Send, method: str, path: str, headers: list[tuple[bytes, bytes]]
     ) -> None:
         ok = path != "/ready" or (self.ready and all(p.is_open for p in self.router.providers()))
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if ok else "starting",
             "service": "anthropic-router",
             "version": __version__,
         }
+        if path == "/ready" and (local := self.router.local_profiles()):
+            body["local_servers"] = local  # which profile each local route uses, and why
         if method == "HEAD":
             await send_bytes(send, 200 if ok else 503, b"", headers)
         else:
@@ -308,8 +322,12 @@ class App:
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
         # Tokenising an 80 KB Claude Code request takes milliseconds: keep it off the loop.
-        tokens = await asyncio.to_thread(count_tokens, dict(request), route.upstream_model)
-        await send_json(send, 200, {"input_tokens": tokens}, headers)
+        defaults = self.settings.context_management_default_edits
+        native = route.targets[0].wire == "anthropic"
+        counted = await asyncio.to_thread(
+            count_with_edits, dict(request), route.upstream_model, defaults, native
+        )
+        await send_json(send, 200, counted, headers)
         exchange.status = 200
 
     async def _messages(
@@ -344,7 +362,7 @@ class App:
             receive, exchange, interleaved_thinking="interleaved-thinking" in betas
         )
         _refuse_thread_continuation(request)
-        route = self.router.resolve(request["model"])
+        route = self.router.route(request)  # task rules first (rules.py), then the model
         exchange.client_model, exchange.route_reason = route.client_model, route.reason
         exchange.stream = bool(request.get("stream"))
         call = Call(
@@ -409,10 +427,14 @@ async def send_reply(
         record.status = 200
         return
     record.status = 200
-    start = [*SSE_HEADERS, *headers, *reply.headers]
-    await send({"type": "http.response.start", "status": 200, "headers": start})
-    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     events = reply.events
+    start = [*SSE_HEADERS, *headers, *reply.headers]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": start})
+    except BaseException:
+        await events.aclose()  # never started: its cleanup (upstream, MCP sessions) runs now
+        raise
+    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     task = asyncio.current_task()
     if drain is not None and task is not None:
         drain.tasks.add(task)

@@ -35,12 +35,14 @@ class Exchange:
     client_model: str | None = None
     upstream_model: str | None = None
     route_reason: str | None = None
+    rule: str | None = None  # the routing file's `rules:` entry that matched
     backend: str | None = None
     stream: bool = False
     error_type: str | None = None
     error_message: str | None = None
     stop_reason: str | None = None
     usage: dict[str, int] | None = None
+    usage_estimated: bool = False  # the upstream sent no usage: `usage` is the router's count
     retries: int = 0
     client_key_id: str | None = None
     cost_usd: float | None = None
@@ -48,7 +50,13 @@ class Exchange:
     dropped: list[str] = field(default_factory=list)
     batch_id: str | None = None  # a message batch's request: its batch and custom_id
     custom_id: str | None = None
+    # Tool-call repairs, inputs that failed their schema, context edits (context.py, repair.py)
+    repaired: list[str] = field(default_factory=list)
+    invalid_tool_inputs: int = 0
+    context_edits: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Server tools run by the router: {"tool", "outcome", "ms"} per call.
+    server_tools: list[dict[str, Any]] = field(default_factory=list)
 
     def mark(self, phase: str) -> None:
         """Record milliseconds since the exchange started under `phase`."""
@@ -65,12 +73,14 @@ class Exchange:
             "client_model": self.client_model,
             "upstream_model": self.upstream_model,
             "route": self.route_reason,
+            "rule": self.rule,
             "backend": self.backend,
             "stream": self.stream,
             "error_type": self.error_type,
             "error": self.error_message,
             "stop_reason": self.stop_reason,
             "usage": self.usage,
+            "usage_estimated": self.usage_estimated or None,
             "retries": self.retries,
             "client_key_id": self.client_key_id,
             "cost_usd": self.cost_usd,
@@ -78,7 +88,11 @@ class Exchange:
             "dropped": self.dropped or None,
             "batch_id": self.batch_id,
             "custom_id": self.custom_id,
+            "repaired": self.repaired or None,
+            "invalid_tool_inputs": self.invalid_tool_inputs or None,
+            "context_edits": self.context_edits or None,
             "ms": self.timings,
+            "server_tools": self.server_tools or None,
         }
         return {key: value for key, value in data.items() if value is not None}
 

@@ -104,8 +104,9 @@ def test_no_key_or_prompt_in_any_log(observed, upstream: FakeUpstream):
     )
     upstream.enqueue(replies.error(500, "upstream exploded"))
     httpx.post(f"{observed.url}/v1/messages", json=BODY, headers=AUTH)
-    httpx.post(f"{observed.url}/v1/messages", content=b"{broken", headers=AUTH)
-    logs = observed.logs()
+    last = httpx.post(f"{observed.url}/v1/messages", content=b"{broken", headers=AUTH)
+    # The record is logged after the response is sent: wait for it rather than race it.
+    logs = observed.wait_for_log(last.headers["request-id"])
     assert len(_records(logs)) >= 5
     for secret in (PLANTED_KEY, PLANTED_PROMPT, UPSTREAM_API_KEY):
         assert secret not in logs
