@@ -130,6 +130,16 @@ class Settings(BaseSettings):
     log_bodies: bool = False
     metrics_enable: bool = True
 
+    # The gateway (gateway/, ui/; docs/18-operations.md): client keys from the store with
+    # budgets and rate limits, the usage ledger, the Admin-API-shaped reports, /ui.
+    keys_enable: bool = False
+    keys_cache_ttl: float = Field(5.0, ge=0)  # revocation reaches every instance within it
+    admin_api_key: SecretStr | None = None  # reports and /ui; both are off when unset
+    ledger_enable: bool | None = None  # None: on when KEYS_ENABLE or ADMIN_API_KEY is set
+    ledger_retention_days: int = Field(90, ge=0)  # 0 keeps every row
+    ledger_queue_size: int = Field(10_000, ge=1)
+    ledger_flush_interval: float = Field(1.0, gt=0)
+
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
     @field_validator(
@@ -214,6 +224,17 @@ class Settings(BaseSettings):
         return [key.strip().encode() for key in raw.split(",") if key.strip()]
 
     @property
+    def ledger_enabled(self) -> bool:
+        if self.ledger_enable is not None:
+            return self.ledger_enable
+        return self.keys_enable or self.admin_api_key is not None
+
+    @property
+    def gateway_enabled(self) -> bool:
+        """Whether any gateway feature is on (keys, ledger, reports, /ui)."""
+        return self.keys_enable or self.ledger_enabled or self.admin_api_key is not None
+
+    @property
     def effective_middle_model(self) -> str:
         return self.middle_model or self.big_model
 
@@ -247,7 +268,7 @@ class Settings(BaseSettings):
 
 _SECRETS = (
     "openrouter_api_key", "proxy_api_key", "databricks_pat", "databricks_client_secret",
-    "openai_compatible_api_key",
+    "openai_compatible_api_key", "admin_api_key",
 )  # fmt: skip
 
 
