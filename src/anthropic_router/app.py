@@ -38,6 +38,7 @@ from anthropic_router.observability import (
 )
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.store import Store, StoreError, open_store
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
 
@@ -56,6 +57,7 @@ class App:
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
+        self.store: Store | None = None
         if settings.metrics_enable:
             from anthropic_router import metrics
 
@@ -82,6 +84,11 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self._open_storage()
+                except StoreError as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
                 for provider in self.router.providers():
                     provider.open()
                 self.ready = True
@@ -90,8 +97,29 @@ class App:
                 self.ready = False
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _open_storage(self) -> None:
+        """The store (when a feature needs it); StoreError names DATABASE_URL, no password."""
+        settings = self.settings
+        if settings.store_enabled:
+            try:
+                self.store = await open_store(
+                    settings.database_url,
+                    pool_size=settings.database_pool_size,
+                    connect_timeout=settings.database_connect_timeout,
+                )
+            except StoreError as error:
+                # The error names the database (password hidden); one line, no traceback.
+                detail = " ".join(str(error).split())
+                raise StoreError(f"DATABASE_URL: cannot open the store: {detail}") from None
+
+    async def _close_storage(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(new_request_id(), scope["method"], scope["path"])
