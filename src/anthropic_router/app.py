@@ -36,6 +36,7 @@ from anthropic_router.observability import (
     log_exchange,
     new_request_id,
 )
+from anthropic_router.rediskv import KVUnavailable, RedisKV, open_redis
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
 from anthropic_router.store import Store, StoreError, open_store
@@ -58,6 +59,7 @@ class App:
         self.ready = False
         self._active = 0
         self.store: Store | None = None
+        self.redis: RedisKV | None = None
         if settings.metrics_enable:
             from anthropic_router import metrics
 
@@ -102,7 +104,8 @@ class App:
                 return
 
     async def _open_storage(self) -> None:
-        """The store (when a feature needs it); StoreError names DATABASE_URL, no password."""
+        """The store (when a feature needs it; a StoreError names DATABASE_URL, without its
+        password) and Redis (when REDIS_URL is set)."""
         settings = self.settings
         if settings.store_enabled:
             try:
@@ -115,11 +118,19 @@ class App:
                 # The error names the database (password hidden); one line, no traceback.
                 detail = " ".join(str(error).split())
                 raise StoreError(f"DATABASE_URL: cannot open the store: {detail}") from None
+        if settings.redis_url:
+            self.redis = open_redis(settings)
+            # Redis down at start-up is an outage like any other: logged, not fatal.
+            with contextlib.suppress(KVUnavailable):
+                await self.redis.ping()
 
     async def _close_storage(self) -> None:
         if self.store is not None:
             await self.store.close()
             self.store = None
+        if self.redis is not None:
+            await self.redis.close()
+            self.redis = None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(new_request_id(), scope["method"], scope["path"])

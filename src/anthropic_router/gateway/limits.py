@@ -142,10 +142,10 @@ class Spend:
 class Limits:
     """The checks before an exchange (`admit`) and the accounting after it (`add_tokens`)."""
 
-    def __init__(self, spend: Spend, redis: Any = None, redis_prefix: str = "") -> None:
+    def __init__(self, spend: Spend, redis: Any = None) -> None:
         self.spend = spend
         self.redis = redis
-        self.prefix = redis_prefix + "rl:"
+        self.prefix = "rl:"  # RedisKV adds REDIS_KEY_PREFIX
         self._requests: dict[str, Counts] = {}
         self._tokens: dict[str, Counts] = {}
 
