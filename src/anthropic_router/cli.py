@@ -1,4 +1,4 @@
-"""`anthropic-router serve` and `anthropic-router check-config`."""
+"""`anthropic-router serve`, `check-config` and `keys` (gateway/commands.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,12 @@ def _settings() -> tuple[Settings, Router] | None:
     needs built): any problem is printed naming what to fix, and None returned."""
     try:
         settings = Settings()
-        return settings, Router(settings)
+        router = Router(settings)
+        if settings.gateway_enabled:  # the routing file's `prices:` section
+            from anthropic_router.gateway import load_price_overrides
+
+            load_price_overrides(settings)
+        return settings, router
     except ValidationError as exc:
         print("anthropic-router: invalid configuration:", file=sys.stderr)
         for error in exc.errors():
@@ -130,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=_serve)
     check = commands.add_parser("check-config", help="validate settings and print them")
     check.set_defaults(func=_check_config)
+    from anthropic_router.gateway.commands import add_keys_commands
+
+    add_keys_commands(commands)  # keys create|list|show|revoke (docs/18-operations.md)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -43,6 +43,7 @@ class Exchange:
     usage: dict[str, int] | None = None
     retries: int = 0
     client_key_id: str | None = None
+    key_name: str | None = None  # a store key's name (gateway/keys.py)
     cost_usd: float | None = None
     fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
@@ -71,6 +72,7 @@ class Exchange:
             "usage": self.usage,
             "retries": self.retries,
             "client_key_id": self.client_key_id,
+            "key_name": self.key_name,
             "cost_usd": self.cost_usd,
             "fallback": self.fallback,
             "dropped": self.dropped or None,

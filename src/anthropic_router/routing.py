@@ -112,7 +112,8 @@ def load_routing_file(path: Path, default_backend: str) -> RoutingFile:
             data = data[key]
             break
     else:
-        data = {k: v for k, v in data.items() if k != "fallbacks"}
+        # `prices:` is the gateway's (gateway/prices.py), not a route.
+        data = {k: v for k, v in data.items() if k not in ("fallbacks", "prices")}
     try:
         routes = {str(name): _route(entry, default_backend) for name, entry in data.items()}
         defaults = tuple(_target(item, default_backend) for item in shared)

@@ -30,17 +30,19 @@ log = logging.getLogger("anthropic_router.ledger")
 BATCH = 500
 LOG_EVERY = 10.0
 RETENTION_EVERY = 3600.0
+Spent = dict[tuple[str, str], float]  # (key id, budget period) -> USD
 
 INSERT = (
-    "INSERT INTO usage_ledger (request_id, ts, key_id, key_name, route, backend,"
+    "INSERT INTO usage_ledger (request_id, ts, minute, key_id, key_name, route, backend,"
     " upstream_model, status, error_type, stream, service_tier, batch_id, input_tokens,"
     " output_tokens, cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens,"
     " web_search_requests, cost_usd, cost_source, latency_ms, ttft_ms, cache_hit)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
 )
 ADD_SPEND = (
     "INSERT INTO key_spend (key_id, period, spent_usd) VALUES (?, ?, ?)"
-    " ON CONFLICT (key_id, period) DO UPDATE SET spent_usd = key_spend.spent_usd + excluded.spent_usd"
+    " ON CONFLICT (key_id, period) DO UPDATE"
+    " SET spent_usd = key_spend.spent_usd + excluded.spent_usd"
 )
 
 
@@ -149,6 +151,10 @@ class Ledger:
         self._last_drop_log = 0.0
         self._last_retention = 0.0
 
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
     def append(self, entry: Entry) -> None:
         """Queue a row; never blocks. A full queue drops the row (counted and logged)."""
         if len(self._queue) >= self.queue_size:
@@ -215,28 +221,34 @@ class Ledger:
                 self.spend.add(key_id, period, cost)
         return True
 
-    def _rows(self, entries: list[Entry]) -> tuple[list[tuple[Any, ...]], dict[tuple[str, str], float]]:
-        rows, spend = [], {}
+    def _rows(self, entries: list[Entry]) -> tuple[list[tuple[Any, ...]], Spent]:
+        rows: list[tuple[Any, ...]] = []
+        spend: Spent = {}
         for entry in entries:
             usage = entry.usage
-            cost, source = entry.upstream_cost, "upstream"
-            if cost is None:
-                cost = self.prices.cost(entry.backend, entry.upstream_model, usage)
-                source = "price_table" if cost is not None else None
+            cost, source = self._price(entry)
             if cost is not None and entry.key_id and entry.budget_period:
                 period, _ = period_of(entry.budget_period, entry.ts)
                 spend[(entry.key_id, period)] = spend.get((entry.key_id, period), 0.0) + cost
             rows.append(
                 (
-                    entry.request_id, entry.ts, entry.key_id, entry.key_name, entry.route,
-                    entry.backend, entry.upstream_model, entry.status, entry.error_type,
-                    int(entry.stream), "batch" if entry.batch_id else "standard", entry.batch_id,
+                    entry.request_id, entry.ts, int(entry.ts // 60), entry.key_id,
+                    entry.key_name, entry.route, entry.backend, entry.upstream_model,
+                    entry.status, entry.error_type, int(entry.stream),
+                    "batch" if entry.batch_id else "standard", entry.batch_id,
                     usage.input, usage.output, usage.cache_read, usage.cache_write,
                     usage.cache_write_1h, usage.web_searches, cost, source, entry.latency_ms,
                     entry.ttft_ms, entry.cache_hit,
                 )
             )  # fmt: skip
         return rows, spend
+
+    def _price(self, entry: Entry) -> tuple[float | None, str | None]:
+        """The row's cost and where it came from (None, None: unknown)."""
+        if entry.upstream_cost is not None:
+            return entry.upstream_cost, "upstream"
+        cost = self.prices.cost(entry.backend, entry.upstream_model, entry.usage)
+        return cost, "price_table" if cost is not None else None
 
     async def _apply_retention(self) -> None:
         now = time.time()

@@ -32,7 +32,8 @@ WINDOW = 60.0
 Header = tuple[bytes, bytes]
 
 # KEYS: requests now, requests before, tokens now, tokens before.
-# ARGV: fraction of the current window elapsed, request limit, token limit (0: none), ttl.
+# ARGV: fraction of the current window elapsed, request limit, token limit (0: none), ttl,
+# 1 to count this request (0: check only).
 # Returns {allowed, requests now, requests before, tokens now, tokens before}.
 ADMIT_SCRIPT = """
 local rc = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -45,8 +46,10 @@ local tlimit = tonumber(ARGV[3])
 if (rlimit > 0 and rp * keep + rc >= rlimit) or (tlimit > 0 and tp * keep + tc >= tlimit) then
   return {0, rc, rp, tc, tp}
 end
-rc = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] == '1' then
+  rc = redis.call('INCR', KEYS[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
 return {1, rc, rp, tc, tp}
 """
 ADD_SCRIPT = """
@@ -149,14 +152,17 @@ class Limits:
         self._requests: dict[str, Counts] = {}
         self._tokens: dict[str, Counts] = {}
 
-    async def admit(self, key: KeyRecord, names: tuple[str, ...]) -> list[Header]:
+    async def admit(
+        self, key: KeyRecord, names: tuple[str, ...], count: bool = True
+    ) -> list[Header]:
         """Raise the Anthropic error that refuses the request, or return the rate-limit
-        headers of the response. Order: model (403), budget (402), rates (429)."""
+        headers of the response. Order: model (403), budget (402), rates (429). With
+        `count` False the rates are checked but the request is not counted."""
         if not model_allowed(key, names):
-            allowed = ", ".join(key.models or ())
+            globs = ", ".join(key.models or ())
             raise ApiError(
                 "permission_error",
-                f"this API key may not use model {names[0]!r} (allowed: {allowed})",
+                f"this API key may not use model {names[0]!r} (allowed: {globs})",
             )
         if key.budget_usd is not None and key.budget_period is not None:
             await self._check_budget(key)
@@ -164,16 +170,12 @@ class Limits:
             return []
         now = time.time()
         index, elapsed = int(now // WINDOW), (now % WINDOW) / WINDOW
-        allowed, requests, tokens = await self._count(key, index, elapsed)
+        allowed, requests, tokens = await self._count(key, index, elapsed, count)
         headers = _headers(key, requests, tokens, elapsed, now)
         if not allowed:
             wait = max(
-                seconds_until_below(requests.current, requests.previous, elapsed, key.rpm or 0)
-                if key.rpm
-                else 0.0,
-                seconds_until_below(tokens.current, tokens.previous, elapsed, key.tpm or 0)
-                if key.tpm
-                else 0.0,
+                _wait(requests, elapsed, key.rpm),
+                _wait(tokens, elapsed, key.tpm),
             )
             which = _exceeded(key, requests, tokens, elapsed)
             raise RateLimited(f"rate limit exceeded: {which}", math.ceil(wait) or 1, headers)
@@ -191,9 +193,11 @@ class Limits:
                 details={"budget_resets_at": iso_time(resets)},
             )
 
-    async def _count(self, key: KeyRecord, index: int, elapsed: float) -> tuple[bool, Counts, Counts]:
+    async def _count(
+        self, key: KeyRecord, index: int, elapsed: float, count: bool
+    ) -> tuple[bool, Counts, Counts]:
         if self.redis is not None:
-            shared = await self._count_shared(key, index, elapsed)
+            shared = await self._count_shared(key, index, elapsed, count)
             if shared is not None:
                 return shared
         requests = self._requests.setdefault(key.id, Counts(index))
@@ -205,17 +209,17 @@ class Limits:
         )
         if over:
             return False, requests, tokens
-        requests.current += 1
+        requests.current += int(count)
         return True, requests, tokens
 
     async def _count_shared(
-        self, key: KeyRecord, index: int, elapsed: float
+        self, key: KeyRecord, index: int, elapsed: float, count: bool
     ) -> tuple[bool, Counts, Counts] | None:
         from anthropic_router.rediskv import KVUnavailable
 
         base = f"{self.prefix}{key.id}:"
-        names = [f"{base}r:{index}", f"{base}r:{index - 1}", f"{base}t:{index}", f"{base}t:{index - 1}"]
-        args = [repr(elapsed), key.rpm or 0, key.tpm or 0, int(2 * WINDOW) + 1]
+        names = [f"{base}{kind}:{i}" for kind in "rt" for i in (index, index - 1)]
+        args = [repr(elapsed), key.rpm or 0, key.tpm or 0, int(2 * WINDOW) + 1, int(count)]
         try:
             result = await self.redis.eval(ADMIT_SCRIPT, names, args)
         except KVUnavailable:
@@ -248,6 +252,12 @@ class RateLimited(ApiError):
     def __init__(self, message: str, retry_after: int, headers: list[Header]) -> None:
         super().__init__("rate_limit_error", message, retry_after=str(retry_after))
         self.headers = headers
+
+
+def _wait(counts: Counts, elapsed: float, limit: int | None) -> float:
+    if not limit:
+        return 0.0
+    return seconds_until_below(counts.current, counts.previous, elapsed, limit)
 
 
 def _exceeded(key: KeyRecord, requests: Counts, tokens: Counts, elapsed: float) -> str:

@@ -98,15 +98,17 @@ def parse_overrides(data: Any) -> list[tuple[str, Rates]]:
             rates = Rates(
                 Rate(float(entry["input"])),
                 Rate(float(entry["output"])),
-                *(
-                    Rate(float(entry[name])) if entry.get(name) is not None else None
-                    for name in ("cache_read", "cache_write")
-                ),
+                cache_read=_override(entry, "cache_read"),
+                cache_write=_override(entry, "cache_write"),
             )
         except (TypeError, ValueError):
             raise ValueError(f"prices.{glob}: prices must be numbers") from None
         found.append((str(glob), rates))
     return found
+
+
+def _override(entry: dict[str, Any], name: str) -> Rate | None:
+    return Rate(float(entry[name])) if entry.get(name) is not None else None
 
 
 class PriceTable:

@@ -3,6 +3,8 @@
 CREATE TABLE usage_ledger (
     request_id TEXT PRIMARY KEY,
     ts DOUBLE PRECISION NOT NULL,
+    -- floor(ts / 60): reports group whole minutes, hours and days with integer division.
+    minute BIGINT NOT NULL,
     key_id TEXT,
     key_name TEXT,
     route TEXT,
@@ -26,4 +28,5 @@ CREATE TABLE usage_ledger (
     cache_hit INTEGER
 );
 CREATE INDEX usage_ledger_ts ON usage_ledger (ts);
+CREATE INDEX usage_ledger_minute ON usage_ledger (minute);
 CREATE INDEX usage_ledger_key_ts ON usage_ledger (key_id, ts);
