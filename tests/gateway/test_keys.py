@@ -106,7 +106,9 @@ def test_requests_per_minute(gateway: RouterProcess, database_url: str) -> None:
     assert "anthropic-ratelimit-requests-limit" not in raw(gateway, STATIC_KEY)
 
 
-def test_tokens_per_minute(gateway: RouterProcess, upstream: FakeUpstream, database_url: str) -> None:
+def test_tokens_per_minute(
+    gateway: RouterProcess, upstream: FakeUpstream, database_url: str
+) -> None:
     key = create_key(database_url, "dave", "--tpm", "40")
     upstream.enqueue(completion("a", usage=usage_dict(prompt=20, completion=5)))
     first = raw(gateway, key)

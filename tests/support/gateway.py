@@ -17,7 +17,9 @@ T = TypeVar("T")
 ADMIN_KEY = "test-admin-key-0000"
 
 
-def keys_cli(database_url: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def keys_cli(
+    database_url: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m anthropic_router keys ARGS` against DATABASE_URL; never raises on failure."""
     env = router_env(None, {"DATABASE_URL": database_url})
     return subprocess.run(
