@@ -43,7 +43,7 @@ local tp = tonumber(redis.call('GET', KEYS[4]) or '0')
 local keep = 1 - tonumber(ARGV[1])
 local rlimit = tonumber(ARGV[2])
 local tlimit = tonumber(ARGV[3])
-if (rlimit > 0 and rp * keep + rc >= rlimit) or (tlimit > 0 and tp * keep + tc >= tlimit) then
+if (rlimit > 0 and rp * keep + rc + 1 > rlimit) or (tlimit > 0 and tp * keep + tc >= tlimit) then
   return {0, rc, rp, tc, tp}
 end
 if ARGV[5] == '1' then
@@ -79,7 +79,7 @@ def estimate(current: int, previous: int, elapsed: float) -> float:
     return previous * (1.0 - elapsed) + current
 
 
-def seconds_until_below(current: int, previous: int, elapsed: float, limit: int) -> float:
+def seconds_until_below(current: int, previous: int, elapsed: float, limit: float) -> float:
     """How long until the estimate drops below `limit` (0 when it already is)."""
     if estimate(current, previous, elapsed) < limit:
         return 0.0
@@ -173,8 +173,9 @@ class Limits:
         allowed, requests, tokens = await self._count(key, index, elapsed, count)
         headers = _headers(key, requests, tokens, elapsed, now)
         if not allowed:
+            # One more request needs room for itself; tokens need to be under the limit.
             wait = max(
-                _wait(requests, elapsed, key.rpm),
+                _wait(requests, elapsed, key.rpm - 1 + 1e-9 if key.rpm else None),
                 _wait(tokens, elapsed, key.tpm),
             )
             which = _exceeded(key, requests, tokens, elapsed)
@@ -204,10 +205,7 @@ class Limits:
         tokens = self._tokens.setdefault(key.id, Counts(index))
         requests.roll(index)
         tokens.roll(index)
-        over = (key.rpm and estimate(requests.current, requests.previous, elapsed) >= key.rpm) or (
-            key.tpm and estimate(tokens.current, tokens.previous, elapsed) >= key.tpm
-        )
-        if over:
+        if _over(key, requests, tokens, elapsed):
             return False, requests, tokens
         requests.current += int(count)
         return True, requests, tokens
@@ -254,14 +252,21 @@ class RateLimited(ApiError):
         self.headers = headers
 
 
-def _wait(counts: Counts, elapsed: float, limit: int | None) -> float:
+def _over(key: KeyRecord, requests: Counts, tokens: Counts, elapsed: float) -> bool:
+    """Whether one more request would pass the request limit, or the tokens reached theirs."""
+    if key.rpm and estimate(requests.current, requests.previous, elapsed) + 1 > key.rpm:
+        return True
+    return bool(key.tpm and estimate(tokens.current, tokens.previous, elapsed) >= key.tpm)
+
+
+def _wait(counts: Counts, elapsed: float, limit: float | None) -> float:
     if not limit:
         return 0.0
     return seconds_until_below(counts.current, counts.previous, elapsed, limit)
 
 
 def _exceeded(key: KeyRecord, requests: Counts, tokens: Counts, elapsed: float) -> str:
-    if key.rpm and estimate(requests.current, requests.previous, elapsed) >= key.rpm:
+    if key.rpm and estimate(requests.current, requests.previous, elapsed) + 1 > key.rpm:
         return f"{key.rpm} requests per minute"
     return f"{key.tpm} tokens per minute"
 
