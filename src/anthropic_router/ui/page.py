@@ -35,7 +35,7 @@ SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
 STATIC = {
@@ -102,12 +102,16 @@ def csrf_token(secret: bytes, session: str) -> str:
 
 
 def _same_origin(scope: Scope) -> bool:
-    """A form post from this page: its Origin (or, without one, Sec-Fetch-Site) says so."""
+    """A form post from this page: the browser's Sec-Fetch-Site says so, or else its Origin
+    names this host (a client sending neither is not a browser another site could drive)."""
+    site = header(scope, b"sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
     origin = header(scope, b"origin")
     if origin is not None:
         host = header(scope, b"host") or ""
         return origin in (f"http://{host}", f"https://{host}")
-    return header(scope, b"sec-fetch-site") in (None, "same-origin")
+    return True
 
 
 async def _form(receive: Receive) -> dict[str, str]:
@@ -171,6 +175,7 @@ def _document(title: str, body: str) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
+        '<link rel=icon href="data:,">'
         '<link rel=stylesheet href="/ui/static/uPlot.min.css">'
         '<link rel=stylesheet href="/ui/static/app.css">'
         f"</head><body>{body}</body></html>"
