@@ -21,7 +21,7 @@ import yaml
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError, ConfigError
 from anthropic_router.gateway.keys import KeyCache, KeyRecord, iso_time
-from anthropic_router.gateway.ledger import Ledger, entry_of
+from anthropic_router.gateway.ledger import Ledger, cache_hit
 from anthropic_router.gateway.limits import Limits, Spend
 from anthropic_router.gateway.prices import PriceTable, parse_overrides
 from anthropic_router.observability import Exchange
@@ -127,11 +127,10 @@ class Gateway:
                 for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens")
             )
             await self.limits.add_tokens(key, tokens)
-        entry = entry_of(exchange, key, batch_id)
         if self.ledger is not None:
-            self.ledger.append(entry)
+            self.ledger.append(exchange, key, batch_id)
         if self.live is not None:
-            self.live.observe(exchange, entry.key_name, entry.cache_hit)
+            self.live.observe(exchange, exchange.key_name, cache_hit(exchange))
 
 
 __all__ = ["Gateway", "load_price_overrides"]

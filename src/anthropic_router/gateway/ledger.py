@@ -31,6 +31,7 @@ BATCH = 500
 LOG_EVERY = 10.0
 RETENTION_EVERY = 3600.0
 Spent = dict[tuple[str, str], float]  # (key id, budget period) -> USD
+Pending = tuple[Exchange, KeyRecord | None, str | None, float]  # record, key, batch, ended
 
 INSERT = (
     "INSERT INTO usage_ledger (request_id, ts, minute, key_id, key_name, route, backend,"
@@ -91,7 +92,7 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _cache_hit(record: Exchange) -> int | None:
+def cache_hit(record: Exchange) -> int | None:
     """The response cache's verdict, where the record carries one (`cache`: hit/miss)."""
     value = getattr(record, "cache", None)
     if value is None:
@@ -101,12 +102,13 @@ def _cache_hit(record: Exchange) -> int | None:
     return 1 if str(value).lower() in ("hit", "true") else 0
 
 
-def entry_of(record: Exchange, key: KeyRecord | None, batch_id: str | None = None) -> Entry:
+def entry_of(record: Exchange, key: KeyRecord | None, batch_id: str | None, ended: float) -> Entry:
+    """The row's values, taken from the record in the writer (off the request path)."""
     timings = record.timings
     total = timings.get("total")
     return Entry(
         request_id=record.request_id,
-        ts=time.time() - (total or 0.0) / 1000,
+        ts=ended - (total or 0.0) / 1000,
         key_id=record.client_key_id,
         key_name=key.name if key is not None else None,
         budget_period=key.budget_period if key is not None else None,
@@ -121,7 +123,7 @@ def entry_of(record: Exchange, key: KeyRecord | None, batch_id: str | None = Non
         upstream_cost=record.cost_usd,
         latency_ms=total,
         ttft_ms=timings.get("first_token"),
-        cache_hit=_cache_hit(record),
+        cache_hit=cache_hit(record),
     )
 
 
@@ -145,7 +147,8 @@ class Ledger:
         self.flush_interval = flush_interval
         self.retention_days = retention_days
         self.appended = self.written = self.dropped = self.failed = 0
-        self._queue: deque[Entry] = deque()
+        # The finished records themselves: the request path does no more than queue them.
+        self._queue: deque[Pending] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_drop_log = 0.0
@@ -155,8 +158,11 @@ class Ledger:
     def queued(self) -> int:
         return len(self._queue)
 
-    def append(self, entry: Entry) -> None:
-        """Queue a row; never blocks. A full queue drops the row (counted and logged)."""
+    def append(
+        self, record: Exchange, key: KeyRecord | None = None, batch_id: str | None = None
+    ) -> None:
+        """Queue a finished exchange's row; never blocks. A full queue drops the row
+        (counted, and logged at most once per LOG_EVERY seconds)."""
         if len(self._queue) >= self.queue_size:
             self.dropped += 1
             now = time.monotonic()
@@ -167,7 +173,7 @@ class Ledger:
                     extra={"fields": {"dropped_total": self.dropped, "queue": self.queue_size}},
                 )
             return
-        self._queue.append(entry)
+        self._queue.append((record, key, batch_id, time.time()))
         self.appended += 1
         if len(self._queue) >= BATCH:
             self._wake.set()
@@ -199,9 +205,10 @@ class Ledger:
 
     async def flush(self) -> bool:
         """Write up to BATCH queued rows; False when the store refused them (then dropped)."""
-        entries = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
-        if not entries:
+        pending = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+        if not pending:
             return True
+        entries = [entry_of(*item) for item in pending]
         rows, spend = self._rows(entries)
         try:
             async with self.store.transaction() as tx:

@@ -276,15 +276,37 @@ def _headers(
 ) -> list[Header]:
     """Anthropic's rate-limit response headers (limit, remaining, reset as RFC 3339)."""
     headers: list[Header] = []
-    for kind, limit, counts in (("requests", key.rpm, requests), ("tokens", key.tpm, tokens)):
+    for names, limit, counts in (
+        (_REQUEST_HEADERS, key.rpm, requests),
+        (_TOKEN_HEADERS, key.tpm, tokens),
+    ):
         if not limit:
             continue
         used = estimate(counts.current, counts.previous, elapsed)
         reset = replenished_at(counts.index, counts.current, counts.previous, now)
-        prefix = f"anthropic-ratelimit-{kind}-"
         headers += [
-            ((prefix + "limit").encode(), str(limit).encode()),
-            ((prefix + "remaining").encode(), str(max(0, math.floor(limit - used))).encode()),
-            ((prefix + "reset").encode(), (iso_time(reset) or "").encode()),
+            (names[0], str(limit).encode()),
+            (names[1], str(max(0, math.floor(limit - used))).encode()),
+            (names[2], _reset_text(reset)),
         ]
     return headers
+
+
+_REQUEST_HEADERS = tuple(
+    f"anthropic-ratelimit-requests-{n}".encode() for n in ("limit", "remaining", "reset")
+)
+_TOKEN_HEADERS = tuple(
+    f"anthropic-ratelimit-tokens-{n}".encode() for n in ("limit", "remaining", "reset")
+)
+_RESETS: dict[int, bytes] = {}
+
+
+def _reset_text(moment: float) -> bytes:
+    """RFC 3339 of a window boundary, memoized: resets are whole minutes, so few."""
+    second = int(moment)
+    text = _RESETS.get(second)
+    if text is None:
+        if len(_RESETS) > 1024:
+            _RESETS.clear()
+        text = _RESETS[second] = (iso_time(second) or "").encode()
+    return text

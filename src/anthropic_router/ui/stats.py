@@ -57,7 +57,7 @@ class Live:
 
     def __init__(self) -> None:
         self.buckets: deque[Bucket] = deque(maxlen=KEEP)
-        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        self.recent: deque[tuple[float, Exchange, str | None, int | None]] = deque(maxlen=RECENT)
         self.started = time.time()
 
     def observe(self, record: Exchange, key_name: str | None, cache_hit: int | None) -> None:
@@ -81,25 +81,8 @@ class Live:
         if cache_hit is not None:
             bucket.cache_lookups += 1
             bucket.cache_hits += cache_hit
-        usage = record.usage or {}
-        self.recent.append(
-            {
-                "ts": round(now, 3),
-                "request_id": record.request_id,
-                "key": key_name or record.client_key_id,
-                "model": record.client_model,
-                "upstream_model": record.upstream_model,
-                "backend": record.backend,
-                "status": record.status,
-                "error_type": error,
-                "stream": record.stream,
-                "input_tokens": usage.get("input_tokens"),
-                "output_tokens": usage.get("output_tokens"),
-                "latency_ms": total,
-                "ttft_ms": first,
-                "cache_hit": cache_hit,
-            }
-        )
+        # The record itself: its row is built only when the page asks (snapshot).
+        self.recent.append((now, record, key_name, cache_hit))
 
     def _bucket(self, now: float) -> Bucket:
         start = now - now % BUCKET
@@ -144,8 +127,28 @@ class Live:
                 else None,
             },
             "series": [_point(bucket) for bucket in self.buckets],
-            "recent": list(reversed(self.recent)),
+            "recent": [_recent(*item) for item in reversed(self.recent)],
         }
+
+
+def _recent(ts: float, record: Exchange, key_name: str | None, cache_hit: int | None) -> Any:
+    usage = record.usage or {}
+    return {
+        "ts": round(ts, 3),
+        "request_id": record.request_id,
+        "key": key_name or record.client_key_id,
+        "model": record.client_model,
+        "upstream_model": record.upstream_model,
+        "backend": record.backend,
+        "status": record.status,
+        "error_type": record.error_type,
+        "stream": record.stream,
+        "input_tokens": usage.get("input_tokens"),
+        "output_tokens": usage.get("output_tokens"),
+        "latency_ms": record.timings.get("total"),
+        "ttft_ms": record.timings.get("first_token"),
+        "cache_hit": cache_hit,
+    }
 
 
 def _merge(histograms: list[list[int]]) -> list[int]:
