@@ -34,7 +34,10 @@ def _exchange(i: int) -> Exchange:
 def _finish(exchange: Exchange) -> None:
     """What the relay fills in (usage, models, timings) for a served exchange."""
     exchange.status, exchange.backend = 200, "openrouter"
-    exchange.client_model, exchange.upstream_model = "claude-opus-4-8", "anthropic/claude-sonnet-4.5"
+    exchange.client_model, exchange.upstream_model = (
+        "claude-opus-4-8",
+        "anthropic/claude-sonnet-4.5",
+    )
     exchange.usage = {"input_tokens": 1200, "output_tokens": 80}
     exchange.timings = {"read": 0.1, "convert": 0.2, "upstream": 5.0, "total": 5.5}
 
