@@ -17,12 +17,16 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from anthropic_router.store import IntegrityError, Store
+from anthropic_router.errors import ApiError
+from anthropic_router.store import IntegrityError, Store, StoreError
+
+log = logging.getLogger("anthropic_router.keys")
 
 KEY_PREFIX = "sk-ar-"
 PERIODS = ("day", "month")
@@ -199,7 +203,10 @@ class KeyCache:
         entry = self._entries.get(digest)
         if entry is not None and now - entry[0] < self.ttl:
             return entry[1]
-        row = await self.store.fetchone("SELECT * FROM api_keys WHERE key_hash = ?", (digest,))
+        try:
+            row = await self.store.fetchone("SELECT * FROM api_keys WHERE key_hash = ?", (digest,))
+        except StoreError as error:
+            return self._unreachable(entry, error)
         record = _row_record(row) if row is not None else None
         if record is not None and not hmac.compare_digest(record.key_hash, digest):
             record = None
@@ -207,3 +214,15 @@ class KeyCache:
             self._entries.clear()  # a flood of bad keys must not grow memory without bound
         self._entries[digest] = (now, record)
         return record
+
+    def _unreachable(
+        self, entry: tuple[float, KeyRecord | None] | None, error: StoreError
+    ) -> KeyRecord | None:
+        """The store did not answer: keep serving keys already known (the last answer about
+        them stands), refuse the rest with a 503 the client may retry."""
+        log.warning("key lookup failed", extra={"fields": {"error": str(error)}})
+        if entry is not None:
+            return entry[1]
+        raise ApiError(
+            "api_error", "the key store is unreachable; try again", status=503, retry_after="1"
+        )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from typing import Any
 
 from anthropic_router.errors import ApiError
 from anthropic_router.gateway.keys import KeyRecord, iso_time
+from anthropic_router.store import StoreError
+
+log = logging.getLogger("anthropic_router.limits")
 
 WINDOW = 60.0
 Header = tuple[bytes, bytes]
@@ -128,10 +132,15 @@ class Spend:
         entry = self._known.get((key_id, period))
         now = time.monotonic()
         if entry is None or now - entry[0] >= self.ttl:
-            row = await self.store.fetchone(
-                "SELECT spent_usd FROM key_spend WHERE key_id = ? AND period = ?",
-                (key_id, period),
-            )
+            try:
+                row = await self.store.fetchone(
+                    "SELECT spent_usd FROM key_spend WHERE key_id = ? AND period = ?",
+                    (key_id, period),
+                )
+            except StoreError as error:
+                # Unknown spend must not stop every request: the last figure stands (or none).
+                log.warning("budget lookup failed", extra={"fields": {"error": str(error)}})
+                return entry[1] + entry[2] if entry is not None else 0.0
             entry = [now, float(row["spent_usd"]) if row else 0.0, 0.0]
             self._known[(key_id, period)] = entry
         return entry[1] + entry[2]
