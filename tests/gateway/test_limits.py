@@ -197,7 +197,7 @@ async def test_ledger_write_failure_drops_the_batch_without_raising(
 
 
 async def test_ledger_adds_spend_per_key_and_period(store: Store) -> None:
-    key, record = await create_key(store, "payer", budget_usd=1.0, budget_period="day")
+    _, record = await create_key(store, "payer", budget_usd=1.0, budget_period="day")
     spend = Spend(store, ttl=60.0)
     ledger = Ledger(store, PriceTable(), spend)
     for i in range(3):
