@@ -103,7 +103,8 @@ class Gateway:
         self._records[record.id] = record
 
     def key_of(self, exchange: Exchange) -> KeyRecord | None:
-        if exchange.key_name is None or exchange.client_key_id is None:
+        """The store key that authenticated `exchange` on this instance, if any."""
+        if exchange.client_key_id is None:
             return None
         return self._records.get(exchange.client_key_id)
 
@@ -117,9 +118,12 @@ class Gateway:
 
     async def finished(self, exchange: Exchange, batch_id: str | None = None) -> None:
         """An exchange ended: count its tokens against its key, queue its ledger row."""
+        batch_id = batch_id or getattr(exchange, "batch_id", None)
         if not exchange.path.endswith("/v1/messages") and batch_id is None:
             return
         key = self.key_of(exchange)
+        if key is None and batch_id is not None and exchange.client_key_id and self.keys:
+            key = await self.keys.by_id(exchange.client_key_id)  # the batch's owner
         usage = exchange.usage or {}
         if key is not None and key.tpm and self.limits is not None and usage:
             tokens = sum(

@@ -195,6 +195,24 @@ class KeyCache:
         self.store = store
         self.ttl = ttl
         self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._by_id: dict[str, tuple[float, KeyRecord | None]] = {}
+
+    async def by_id(self, key_id: str) -> KeyRecord | None:
+        """The record of key `key_id` (a batch's owner), cached like `lookup`; None when
+        it is no store key (a PROXY_API_KEY key's id) or the store cannot say."""
+        now = time.monotonic()
+        entry = self._by_id.get(key_id)
+        if entry is not None and now - entry[0] < self.ttl:
+            return entry[1]
+        try:
+            row = await self.store.fetchone("SELECT * FROM api_keys WHERE id = ?", (key_id,))
+        except StoreError:
+            return entry[1] if entry is not None else None
+        if len(self._by_id) >= _CACHE_LIMIT:
+            self._by_id.clear()
+        record = _row_record(row) if row is not None else None
+        self._by_id[key_id] = (now, record)
+        return record
 
     async def lookup(self, presented: str) -> KeyRecord | None:
         """The record of a usable or unusable key; None when the store has no such key."""

@@ -93,13 +93,12 @@ def _int(value: Any) -> int:
 
 
 def cache_hit(record: Exchange) -> int | None:
-    """The response cache's verdict, where the record carries one (`cache`: hit/miss)."""
-    value = getattr(record, "cache", None)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return int(value)
-    return 1 if str(value).lower() in ("hit", "true") else 0
+    """The response cache's verdict where the record has one (`cache`: "hit" 1, "miss" 0;
+    "bypass" or none: None, no lookup was made)."""
+    return _CACHE_RESULTS.get(getattr(record, "cache", None))
+
+
+_CACHE_RESULTS: dict[object, int] = {"hit": 1, "miss": 0, True: 1, False: 0}
 
 
 def entry_of(record: Exchange, key: KeyRecord | None, batch_id: str | None, ended: float) -> Entry:
