@@ -196,6 +196,7 @@ class App:
             await send_bytes(send, 200, body, [(b"content-type", content_type.encode()), *headers])
             return
         if self.gateway is not None and await self._gateway_pages(scope, receive, send, path):
+            exchange.status = 200
             return
         if not path.startswith("/v1/"):
             raise not_found(f"no route for {method} {scope['path']}")

@@ -181,6 +181,13 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @model_validator(mode="after")
+    def _check_gateway(self) -> Settings:
+        if self.keys_enable and self.forward_client_key:
+            # A store key is the router's, not an OpenRouter key to pass on.
+            raise ValueError("KEYS_ENABLE=true cannot be combined with FORWARD_CLIENT_KEY=true")
+        return self
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:

@@ -12,6 +12,7 @@ feature calls `admit` at batch creation and `finished` for every batch item.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from anthropic_router.observability import Exchange
 from anthropic_router.routing import Route
 
 Header = tuple[bytes, bytes]
+log = logging.getLogger("anthropic_router.gateway")
 
 
 def load_price_overrides(settings: Settings) -> PriceTable:
@@ -117,7 +119,15 @@ class Gateway:
         return await self.limits.admit(key, names, count=count)
 
     async def finished(self, exchange: Exchange, batch_id: str | None = None) -> None:
-        """An exchange ended: count its tokens against its key, queue its ledger row."""
+        """An exchange ended: count its tokens against its key, queue its ledger row. The
+        client has its answer already: a failure here is logged, never raised."""
+        try:
+            await self._account(exchange, batch_id)
+        except Exception:
+            fields = {"request_id": exchange.request_id}
+            log.exception("gateway accounting failed", extra={"fields": fields})
+
+    async def _account(self, exchange: Exchange, batch_id: str | None) -> None:
         batch_id = batch_id or getattr(exchange, "batch_id", None)
         if not exchange.path.endswith("/v1/messages") and batch_id is None:
             return
