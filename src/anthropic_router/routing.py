@@ -190,6 +190,17 @@ class Router:
     def aliases(self) -> dict[str, str]:
         return {name: spec.targets[0].model for name, spec in self._file.routes.items()}
 
+    def configured_models(self) -> set[str]:
+        """Every model name the configuration itself holds: route names and patterns, their
+        targets' models, the tiers. (Names a client makes up are not among them.)"""
+        settings = self._settings
+        names = {settings.big_model, settings.effective_middle_model, settings.small_model}
+        for name, spec in self._file.routes.items():
+            names.add(name)
+            names.update(target.model for target in spec.targets)
+        names.update(target.model for target in self._file.fallbacks)
+        return names
+
     @property
     def default_provider(self) -> ChatProvider:
         return self.resolve(self._settings.big_model).provider
@@ -284,17 +295,6 @@ class Router:
         for spec in self._file.fallbacks:
             self._target(spec)
         self._target(TargetSpec(self._default_backend, self._settings.big_model))
-
-
-_LITELLM_PROVIDERS = (
-    "anthropic/", "openai/", "gemini/", "vertex_ai/", "cohere/", "cohere_chat/", "mistral/",
-    "azure/", "azure_ai/", "bedrock/", "ollama/", "groq/", "deepseek/", "together_ai/",
-    "openrouter/", "databricks/", "xai/", "fireworks_ai/", "hosted_vllm/",
-)  # fmt: skip
-
-
-def _litellm_prefixed(model: str) -> bool:
-    return model.startswith(_LITELLM_PROVIDERS)
 
 
 def _request_defaults(settings: Settings) -> dict[str, Any]:

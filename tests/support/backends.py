@@ -31,7 +31,8 @@ OPENROUTER_ONLY = frozenset(
 
 # Parameters LiteLLM's OpenRouter adapter (litellm 1.108.x) does not take: with the router's
 # `drop_params` they are removed by LiteLLM and reported by the router as `param:<name>`.
-LITELLM_UNSUPPORTED = frozenset({"user"})
+# Since LiteLLM sends `user` through extra_body for OpenRouter models, nothing is dropped.
+LITELLM_UNSUPPORTED: frozenset[str] = frozenset()
 
 Thinking = Literal["openrouter", "anthropic", "effort"]
 

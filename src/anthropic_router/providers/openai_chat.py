@@ -15,6 +15,7 @@ import orjson
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError
+from anthropic_router.providers.base import JsonAsStream
 from anthropic_router.providers.errors import error_from_response
 
 JSON = dict[str, Any]
@@ -39,14 +40,6 @@ class _Stream:
 
     async def aclose(self) -> None:
         self._response.close()
-
-
-class JsonAsStream(Exception):
-    """The upstream answered a stream request with one JSON document."""
-
-    def __init__(self, completion: JSON) -> None:
-        super().__init__("upstream answered with JSON")
-        self.completion = completion
 
 
 # Per-request auth headers (OAuth tokens that expire); static keys go in `headers`.
@@ -147,6 +140,9 @@ class OpenAIChatProvider:
                 response.release()
             raise JsonAsStream(completion)
         return _Stream(response, self._idle_timeout)
+
+    def unsupported(self, body: JSON) -> list[str]:
+        return []  # sends the body as converted; the conversion reports what it dropped
 
     async def list_models(self) -> list[JSON]:
         try:
