@@ -210,3 +210,35 @@ async def test_ledger_adds_spend_per_key_and_period(store: Store) -> None:
     assert await spend.spent(record.id, period) == pytest.approx(0.75)  # ... plus what it added
     row = await store.fetchone("SELECT spent_usd FROM key_spend WHERE key_id = ?", (record.id,))
     assert row is not None and row["spent_usd"] == pytest.approx(0.75)
+
+
+async def test_batch_items_are_ledger_rows_of_their_owner(tmp_path: Path) -> None:
+    """What the batch runner hands over: a record per item, the batch's owner key id."""
+    from anthropic_router.config import Settings
+    from anthropic_router.gateway import Gateway
+
+    url = f"sqlite:///{tmp_path / 'batch.db'}"
+    store = await open_store(url)
+    _, owner = await create_key(store, "batcher", budget_usd=5.0, budget_period="month")
+    settings = Settings(keys_enable=True, database_url=url, ledger_flush_interval=3600)
+    gateway = Gateway(settings)
+    await gateway.start(store)
+    try:
+        item = _record(7)
+        item.path, item.client_key_id, item.cost_usd = "/v1/messages/batches", owner.id, 0.5
+        await gateway.finished(item, batch_id="msgbatch_01")
+        assert gateway.ledger is not None and await gateway.ledger.flush()
+        row = await store.fetchone("SELECT * FROM usage_ledger WHERE request_id = 'req_7'")
+        assert row is not None
+        assert (row["service_tier"], row["batch_id"], row["key_name"]) == (
+            "batch",
+            "msgbatch_01",
+            "batcher",
+        )
+        spent = await store.fetchone(
+            "SELECT spent_usd FROM key_spend WHERE key_id = ?", (owner.id,)
+        )
+        assert spent is not None and spent["spent_usd"] == pytest.approx(0.5)
+    finally:
+        await gateway.close()
+        await store.close()
