@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from anthropic_router.store import StoreError, open_store
-from anthropic_router.store.migrations import Migration, load, migrate, split_statements
+from anthropic_router.store.migrate import Migration, load, migrate, split_statements
 from support.router import SRC_DIR
 
 SLOW_SQL = {
@@ -180,7 +180,7 @@ MIGRATE_SCRIPT = textwrap.dedent(
     import asyncio, json, os, sys, time
     from pathlib import Path
     from anthropic_router.store import open_store
-    from anthropic_router.store.migrations import load, migrate
+    from anthropic_router.store.migrate import load, migrate
 
     url, directory, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     while not go.exists():
@@ -197,7 +197,7 @@ MIGRATE_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("processes", [2])
+@pytest.mark.parametrize("processes", [3])
 def test_two_processes_migrate_the_same_database_at_once(
     store_url: str, tmp_path: Path, processes: int
 ) -> None:
@@ -218,11 +218,10 @@ def test_two_processes_migrate_the_same_database_at_once(
     ]
     time.sleep(0.3)  # both interpreters loaded and waiting
     go.touch()
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=60)
+    outputs = [child.communicate(timeout=60) for child in children]  # all done, then check
+    for child, (_, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err.decode()
-        results.append(json.loads(out))
+    results = [json.loads(out) for out, _ in outputs]
     # Exactly one process applied 0002 and 0003; the other waited for it and found them done.
     assert sorted(results) == [[]] * (processes - 1) + [[2, 3]]
     check = subprocess.run(
@@ -255,3 +254,18 @@ CHECK_SCRIPT = textwrap.dedent(
 def test_migration_dataclass_checksum_follows_text() -> None:
     assert Migration(1, "a", "x").checksum == Migration(2, "b", "x").checksum
     assert Migration(1, "a", "x").checksum != Migration(1, "a", "y").checksum
+
+
+def test_every_migration_file_is_package_data() -> None:
+    # `pip install .` (not editable) ships only what these globs match.
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((SRC_DIR.parent / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["anthropic_router"]
+    package = SRC_DIR / "anthropic_router"
+    files = sorted((package / "store/migrations").glob("*.sql"))
+    assert files
+    for path in files:
+        relative = str(path.relative_to(package))
+        assert any(fnmatch.fnmatch(relative, glob) for glob in globs), relative

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -35,6 +35,16 @@ from anthropic_router.store.base import (
 
 Row = dict[str, Any]
 Conn = psycopg.AsyncConnection[Row]
+T = TypeVar("T")
+# Seconds a call waits for a free pooled connection (all busy, or the database down and the
+# pool reconnecting) before it fails with StoreError.
+POOL_WAIT = 10.0
+# Any fixed 64-bit number: the advisory lock id every instance of the router agrees on.
+MIGRATION_LOCK = 0x616E_7468_726F_7574
+
+
+def _is_read(sql: str) -> bool:
+    return sql.lstrip()[:6].lower() == "select"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -124,6 +134,7 @@ def _connect_kwargs(connect_timeout: float) -> dict[str, Any]:
         "autocommit": True,
         "row_factory": dict_row,
         "connect_timeout": max(2, round(connect_timeout)),
+        "application_name": "anthropic-router",
     }
 
 
@@ -132,8 +143,12 @@ class PostgresStore:
 
     dialect = "postgresql"
 
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Conn]) -> None:
+    def __init__(
+        self, pool: psycopg_pool.AsyncConnectionPool[Conn], url: str, kwargs: dict[str, Any]
+    ) -> None:
         self._pool = pool
+        self._url = url
+        self._kwargs = kwargs
 
     @classmethod
     async def connect(
@@ -153,7 +168,7 @@ class PostgresStore:
             min_size=1,
             max_size=pool_size,
             open=False,
-            timeout=max(connect_timeout, 30.0),
+            timeout=max(connect_timeout, POOL_WAIT),
             name="anthropic-router-store",
         )
         try:
@@ -161,42 +176,93 @@ class PostgresStore:
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
             raise StoreError(f"cannot connect to {redact_url(url)}: {exc}") from exc
-        return cls(pool)
+        return cls(pool, url, kwargs)
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """A session advisory lock on a connection of its own, held around the migration
+        transaction. (A transaction-level lock would be taken after the transaction began:
+        the catalog it reads could predate another instance's just committed tables.)"""
+        with _errors():
+            conn = await psycopg.AsyncConnection.connect(self._url, **self._kwargs)
+        try:
+            with _errors():
+                await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            yield
+        finally:
+            await conn.close()  # ends the session, and its lock with it
+
+    async def _on_connection(
+        self, work: Callable[[Conn], Awaitable[T]], *, idempotent: bool = False
+    ) -> T:
+        """Run `work` on a pooled connection. After a database restart every pooled
+        connection is dead: the first one found so makes the pool check all the idle ones
+        (so one call fails, not one per connection), and a read is retried once."""
+        refuse_inside_tx(self)
+        for attempt in range(2):
+            broken = False
+            try:
+                with _errors():
+                    async with self._pool.connection() as conn:
+                        try:
+                            return await work(conn)
+                        except StoreError:
+                            broken = conn.broken
+                            raise
+            except StoreError:
+                if not broken:
+                    raise
+                await self._check_pool()
+                if not idempotent or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _check_pool(self) -> None:
+        with contextlib.suppress(psycopg.Error, psycopg_pool.PoolTimeout):
+            await self._pool.check()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        refuse_inside_tx(self)
-        with _errors():
-            async with self._pool.connection() as conn:
-                return await _execute(conn, sql, params)
+        return await self._on_connection(lambda conn: _execute(conn, sql, params))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        refuse_inside_tx(self)
-        with _errors():
-            async with self._pool.connection() as conn, conn.transaction():
-                await _executemany(conn, sql, rows)
+        batch = list(rows)
+
+        async def work(conn: Conn) -> None:
+            async with conn.transaction():
+                await _executemany(conn, sql, batch)
+
+        await self._on_connection(work)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        refuse_inside_tx(self)
-        with _errors():
-            async with self._pool.connection() as conn:
-                return await _fetch(conn, sql, params)
+        return await self._on_connection(
+            lambda conn: _fetch(conn, sql, params), idempotent=_is_read(sql)
+        )
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        refuse_inside_tx(self)
-        with _errors():
-            async with self._pool.connection() as conn:
-                return await _fetchone(conn, sql, params)
+        return await self._on_connection(
+            lambda conn: _fetchone(conn, sql, params), idempotent=_is_read(sql)
+        )
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         refuse_inside_tx(self)
-        with _errors():
-            async with self._pool.connection() as conn, conn.transaction():
-                token = enter_tx(self)
-                try:
-                    yield PostgresTx(conn)
-                finally:
-                    leave_tx(token)
+        broken = False
+        try:
+            with _errors():
+                async with self._pool.connection() as conn:
+                    try:
+                        async with conn.transaction():
+                            token = enter_tx(self)
+                            try:
+                                yield PostgresTx(conn)
+                            finally:
+                                leave_tx(token)
+                    except BaseException:
+                        broken = conn.broken
+                        raise
+        finally:
+            if broken:
+                await self._check_pool()
 
     async def close(self) -> None:
         await self._pool.close()

@@ -194,7 +194,12 @@ class SQLiteStore:
     async def transaction(self) -> AsyncIterator[Tx]:
         refuse_inside_tx(self)
         async with self._lock:
-            await self._writer.run(_execute("BEGIN IMMEDIATE", ()))
+            try:
+                await self._writer.run(_execute("BEGIN IMMEDIATE", ()))
+            except BaseException:
+                # Cancelled while BEGIN ran on the thread: it may have begun all the same.
+                await asyncio.shield(self._rollback_if_open())
+                raise
             token = enter_tx(self)
             try:
                 yield SQLiteTx(self._writer)
@@ -209,6 +214,11 @@ class SQLiteStore:
             except BaseException:
                 await asyncio.shield(self._rollback_if_open())
                 raise
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Nothing to add: the migration transaction's BEGIN IMMEDIATE is the lock."""
+        yield
 
     async def _rollback_if_open(self) -> None:
         def work(conn: sqlite3.Connection) -> None:
