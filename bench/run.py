@@ -292,6 +292,7 @@ class Floor(Target):
 class Router(Target):
     name, label = "router", "anthropic-router"
     only: tuple[str, ...] | None = None  # scenario names to run (None: all, with paced)
+    extra_env: dict = {}
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
@@ -309,6 +310,7 @@ class Router(Target):
             BIG_MODEL=payloads.UPSTREAM_MODEL,
             SMALL_MODEL=payloads.UPSTREAM_MODEL,
             PYTHONUNBUFFERED="1",
+            **self.extra_env,
         )
         cmd = [
             str(_venv_python(VENV)),
@@ -326,6 +328,36 @@ class Router(Target):
         return Server(self.name, cmd, env, core, logfile)
 
     ready_path = "/health"
+
+
+class RouterKeys(Router):
+    """The router with the gateway on (`--keys`): a store key with rpm/tpm limits far above
+    the load, the usage ledger writing every exchange. Compared with `router` it gives the
+    CPU that keys, limits and the ledger add per request (docs/18-operations.md)."""
+
+    name, label = "router_keys", "anthropic-router, keys enabled"
+    only = ("ns_c1", "ns_c16", "st_c64")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key = ""
+
+    def headers(self) -> dict:
+        return {"x-api-key": self.key, "anthropic-version": "2023-06-01"}
+
+    def start(self, up_port: int, port: int, logfile: Path) -> Server:
+        database = logfile.with_suffix(".db")
+        for stale in logfile.parent.glob(database.name + "*"):
+            stale.unlink()
+        gateway_env = {"KEYS_ENABLE": "true", "DATABASE_URL": f"sqlite:///{database}"}
+        created = subprocess.run(
+            [str(_venv_python(VENV)), "-m", "anthropic_router", "keys", "create", "bench",
+             "--rpm", "100000000", "--tpm", "100000000000"],
+            env=dict(os.environ, **gateway_env), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        self.key = created.stdout.strip()
+        self.extra_env = gateway_env
+        return super().start(up_port, port, logfile)
 
 
 class LiteLLM(Target):
@@ -1557,6 +1589,8 @@ def _targets(a: argparse.Namespace, info: dict, notes: dict) -> tuple[list[Targe
             notes["router"] = "not installable: " + info.get("detail", "")[-300:]
         else:
             targets.append(Router())
+            if a.keys:
+                targets.append(RouterKeys())
             if a.workers and a.workers > 1:
                 targets.append(Router(a.workers))
     litellm_version = None
@@ -1612,6 +1646,9 @@ def main() -> int:
     ap.add_argument("--skip-router", action="store_true")
     ap.add_argument("--rounds", type=int, default=None, help="default 2 (1 with --quick)")
     ap.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles")
+    ap.add_argument(
+        "--keys", action="store_true", help="also run the router with keys, limits and ledger on"
+    )
     ap.add_argument(
         "--workers",
         type=int,
@@ -1693,7 +1730,24 @@ def main() -> int:
         chart(result, IMG)
         log(f"wrote {DOC.relative_to(ROOT)} and {IMG.relative_to(ROOT)}")
     print(markdown(result))
+    if a.keys:
+        print(keys_overhead(rounds))
     return 0
+
+
+def keys_overhead(rounds: list[dict]) -> str:
+    """Server CPU per request with the gateway on (router_keys) minus without (router)."""
+    lines = ["keys enabled: server CPU per request (µs), router -> router_keys, per round"]
+    for name in RouterKeys.only:
+        cells = []
+        for rr in rounds:
+            plain = rr.get("router", {}).get("scenarios", {}).get(name, {})
+            keyed = rr.get("router_keys", {}).get("scenarios", {}).get(name, {})
+            a, b = plain.get("server_cpu_ms_per_req"), keyed.get("server_cpu_ms_per_req")
+            if isinstance(a, float | int) and isinstance(b, float | int):
+                cells.append(f"{a * 1000:.0f} -> {b * 1000:.0f} ({(b - a) * 1000:+.0f})")
+        lines.append(f"  {name}: " + ("; ".join(cells) or "no figures"))
+    return "\n".join(lines)
 
 
 def prune_raw(keep: int = 3) -> None:

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 python -m pip install --quiet --disable-pip-version-check -e '.[test,litellm]'
 bash scripts/setup-services.sh
+bash scripts/setup-browser.sh
 if [ -x scripts/setup-e2e.sh ]; then
   bash scripts/setup-e2e.sh
 fi

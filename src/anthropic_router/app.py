@@ -76,6 +76,11 @@ class App:
         self.store: Store | None = None
         self.batch_runner: Runner | None = None  # while the lifespan runs
         self.redis: RedisKV | None = None
+        self.gateway: Any = None
+        if settings.gateway_enabled:  # keys, limits, ledger, reports, /ui (gateway/, ui/)
+            from anthropic_router.gateway import Gateway
+
+            self.gateway = Gateway(settings)
         self.body_budget = BodyBudget(settings.max_inflight_body_bytes)
         self.drain = StreamDrain()
         if settings.metrics_enable:
@@ -112,6 +117,8 @@ class App:
                     return
                 for provider in self.router.providers():
                     provider.open()
+                if self.gateway is not None:
+                    await self.gateway.start(self.store, self.redis)
                 self._watch_for_shutdown()
                 self._preload = asyncio.get_running_loop().run_in_executor(
                     None, preload_tokenizers, self.router.configured_models()
@@ -128,6 +135,8 @@ class App:
                 for provider in self.router.providers():
                     await provider.aclose()
                 await self.server_tools.aclose()
+                if self.gateway is not None:
+                    await self.gateway.close()
                 await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -216,6 +225,8 @@ class App:
             in_flight.dec()
         if "/v1/" in exchange.path:
             log_exchange(exchange, self._metrics is not None)
+            if self.gateway is not None:
+                await self.gateway.finished(exchange)
 
     async def _send_error(
         self, send: Send, exchange: Exchange, headers: list[tuple[bytes, bytes]], error: ApiError
@@ -224,6 +235,7 @@ class App:
         exchange.error_type = error.error_type
         exchange.error_message = error.message
         extra = [(b"retry-after", error.retry_after.encode())] if error.retry_after else []
+        extra += getattr(error, "headers", ())  # a key's anthropic-ratelimit-* headers
         if exchange.method == "HEAD":
             await send_bytes(send, error.status, b"", [*headers, *extra])
             return
@@ -242,13 +254,16 @@ class App:
             await self._status(send, method, path, headers)
             return
         if path == "/metrics" and method == "GET" and self._metrics is not None:
-            self._authenticate(scope, exchange)
+            await self._authenticate(scope, exchange)
             body, content_type = self._metrics.exposition()
             await send_bytes(send, 200, body, [(b"content-type", content_type.encode()), *headers])
             return
+        if self.gateway is not None and await self._gateway_pages(scope, receive, send, path):
+            exchange.status = 200
+            return
         if not path.startswith("/v1/"):
             raise not_found(f"no route for {method} {scope['path']}")
-        client_key = self._authenticate(scope, exchange)
+        client_key = await self._authenticate(scope, exchange)
         if path == "/v1/messages" and method == "POST":
             await self._messages(receive, send, exchange, headers, client_key, scope)
         elif path.startswith("/v1/messages/batches"):
@@ -284,22 +299,38 @@ class App:
         else:
             await send_json(send, 200 if ok else 503, body, headers)
 
-    def _authenticate(self, scope: Scope, exchange: Exchange) -> str | None:
-        """Check the client's key when PROXY_API_KEY is set; return the presented key."""
+    async def _gateway_pages(self, scope: Scope, receive: Receive, send: Send, path: str) -> bool:
+        """The Admin-API-shaped reports and /ui, when ADMIN_API_KEY is set; True if served."""
+        if path.startswith("/v1/organizations/"):
+            from anthropic_router.gateway.reports import serve_report
+
+            return await serve_report(self.gateway, scope, send, path)
+        if path == "/ui" or path.startswith("/ui/"):
+            from anthropic_router.ui.page import serve_ui
+
+            return await serve_ui(self, scope, receive, send, path)
+        return False
+
+    async def _authenticate(self, scope: Scope, exchange: Exchange) -> str | None:
+        """Check the client's key when PROXY_API_KEY is set or store keys are on (then
+        `exchange` names the key); return the presented key."""
         presented = header(scope, b"x-api-key")
         if presented is None:
             authorization = header(scope, b"authorization") or ""
             if authorization[:7].lower() == "bearer ":
                 presented = authorization[7:].strip()
         exchange.client_key_id = key_id(presented)
-        if not self._keys:
+        gateway_keys = self.gateway is not None and self.gateway.keys_enabled
+        if not self._keys and not gateway_keys:
             return presented
         candidate = (presented or "").encode()
         # Compare against every key so the time taken does not reveal which one matched.
         matched = False
         for key in self._keys:
             matched |= hmac.compare_digest(candidate, key)
-        if not matched:
+        if not matched and gateway_keys:
+            await self.gateway.authenticate(presented, exchange)
+        elif not matched:
             raise ApiError("authentication_error", "invalid or missing API key")
         return presented
 
@@ -321,6 +352,8 @@ class App:
         request = await self._read_request(receive, exchange, require_max_tokens=False)
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
+        if self.gateway is not None:  # a store key's model, budget and rates; not counted
+            headers += await self.gateway.admit(exchange, route, count=False)
         # Tokenising an 80 KB Claude Code request takes milliseconds: keep it off the loop.
         defaults = self.settings.context_management_default_edits
         native = route.targets[0].wire == "anthropic"
@@ -365,6 +398,8 @@ class App:
         route = self.router.route(request)  # task rules first (rules.py), then the model
         exchange.client_model, exchange.route_reason = route.client_model, route.reason
         exchange.stream = bool(request.get("stream"))
+        if self.gateway is not None:  # a store key's model, budget and rates
+            headers += await self.gateway.admit(exchange, route)
         call = Call(
             request,
             route,
@@ -372,7 +407,7 @@ class App:
             stream=exchange.stream,
             client_headers=_anthropic_headers(scope),
         )
-        if client_key and self.settings.forward_client_key and not self._keys:
+        if client_key and self.settings.forward_client_key and exchange.key_name is None:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
             call.client_key = client_key
         work = self._answer(call, send, headers)

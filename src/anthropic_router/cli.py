@@ -1,4 +1,5 @@
-"""`anthropic-router serve`, `check-config`, and the launcher: `code`, `env`, `status`, `stop`."""
+"""`anthropic-router serve`, `check-config`, `keys` (gateway/commands.py), and the launcher:
+`code`, `env`, `status`, `stop`."""
 
 from __future__ import annotations
 
@@ -27,7 +28,12 @@ def _settings() -> tuple[Settings, Router] | None:
     needs built): any problem is printed naming what to fix, and None returned."""
     try:
         settings = Settings()
-        return settings, Router(settings)
+        router = Router(settings)
+        if settings.gateway_enabled:  # the routing file's `prices:` section
+            from anthropic_router.gateway import load_price_overrides
+
+            load_price_overrides(settings)
+        return settings, router
     except ValidationError as exc:
         print("anthropic-router: invalid configuration:", file=sys.stderr)
         for error in exc.errors():
@@ -201,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, text in launch.items():
         commands.add_parser(name, help=text).set_defaults(func=_launcher)
+
+    from anthropic_router.gateway.commands import add_keys_commands
+
+    add_keys_commands(commands)  # keys create|list|show|revoke (docs/18-operations.md)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

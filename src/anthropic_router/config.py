@@ -51,6 +51,7 @@ _SECRET_FIELDS = (
     "openai_compatible_api_key",
     "brave_api_key",
     "tavily_api_key",
+    "admin_api_key",
 )
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # .env.example's values are `your_openrouter_api_key`, `your_personal_access_token`, ...
@@ -231,6 +232,16 @@ class Settings(BaseSettings):
     mcp_connect_timeout: float = Field(10.0, gt=0)
     mcp_call_timeout: float = Field(60.0, gt=0)
 
+    # The gateway (gateway/, ui/; docs/18-operations.md): client keys from the store with
+    # budgets and rate limits, the usage ledger, the Admin-API-shaped reports, /ui.
+    keys_enable: bool = False
+    keys_cache_ttl: float = Field(5.0, ge=0)  # revocation reaches every instance within it
+    admin_api_key: SecretStr | None = None  # reports and /ui; both are off when unset
+    ledger_enable: bool | None = None  # None: on when KEYS_ENABLE or ADMIN_API_KEY is set
+    ledger_retention_days: int = Field(90, ge=0)  # 0 keeps every row
+    ledger_queue_size: int = Field(10_000, ge=1)
+    ledger_flush_interval: float = Field(1.0, gt=0)
+
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
     @field_validator(
@@ -283,6 +294,13 @@ class Settings(BaseSettings):
     @classmethod
     def _server(cls, value: str) -> str:
         return "auto" if value.strip().lower() == "auto" else server_name(value)
+
+    @model_validator(mode="after")
+    def _check_gateway(self) -> Settings:
+        if self.keys_enable and self.forward_client_key:
+            # A store key is the router's, not an OpenRouter key to pass on.
+            raise ValueError("KEYS_ENABLE=true cannot be combined with FORWARD_CLIENT_KEY=true")
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -358,9 +376,20 @@ class Settings(BaseSettings):
         return [key.strip().encode() for key in raw.split(",") if key.strip()]
 
     @property
+    def ledger_enabled(self) -> bool:
+        if self.ledger_enable is not None:
+            return self.ledger_enable
+        return self.keys_enable or self.admin_api_key is not None
+
+    @property
+    def gateway_enabled(self) -> bool:
+        """Whether any gateway feature is on (keys, ledger, reports, /ui)."""
+        return self.keys_enable or self.ledger_enabled or self.admin_api_key is not None
+
+    @property
     def store_enabled(self) -> bool:
         """Whether a feature that keeps state in the store (DATABASE_URL) is on."""
-        return self.batch_processing_enable
+        return self.batch_processing_enable or self.gateway_enabled
 
     @property
     def effective_middle_model(self) -> str:

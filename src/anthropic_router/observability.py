@@ -45,6 +45,7 @@ class Exchange:
     usage_estimated: bool = False  # the upstream sent no usage: `usage` is the router's count
     retries: int = 0
     client_key_id: str | None = None
+    key_name: str | None = None  # a store key's name (gateway/keys.py)
     cost_usd: float | None = None
     fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
@@ -83,6 +84,7 @@ class Exchange:
             "usage_estimated": self.usage_estimated or None,
             "retries": self.retries,
             "client_key_id": self.client_key_id,
+            "key_name": self.key_name,
             "cost_usd": self.cost_usd,
             "fallback": self.fallback,
             "dropped": self.dropped or None,

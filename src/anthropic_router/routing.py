@@ -41,7 +41,7 @@ DEFAULT_BACKEND_KEY = {
     ProxyBackend.OPENAI_COMPATIBLE: "openai_compatible",
 }
 _ENTRY_KEYS = {"backend", "model", "fallbacks", "capabilities", "params", "server"}
-_FILE_KEYS = ("fallbacks", "rules", "explicit_model_wins")  # top-level keys that are no route
+_FILE_KEYS = ("fallbacks", "rules", "explicit_model_wins", "prices")  # not routes (prices: gateway)
 # Claude Code's /model picker keeps only ids containing "claude" or "anthropic": other route
 # names are listed under this prefix, and the prefix is taken off again when resolving.
 PICKER_PREFIX = "anthropic-router/"

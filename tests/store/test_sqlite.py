@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from anthropic_router.store import open_store
+from anthropic_router.store.migrate import load
 from support.router import SRC_DIR
 
 pytestmark = pytest.mark.anyio
@@ -29,8 +30,9 @@ async def test_relative_path_is_in_the_working_directory(
     await store.close()
     with sqlite3.connect(tmp_path / "data" / "router.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        names = [name for (name,) in conn.execute("SELECT name FROM schema_migrations")]
-        assert names[0] == "init"  # and the features' migrations after it
+        names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations")]
+    # every migration the package ships (0001 init, then the features'), applied there
+    assert names == [m.name for m in load("sqlite")] and names[0] == "init"
 
 
 async def test_memory_database(anyio_backend: str) -> None:
