@@ -171,6 +171,7 @@ class App:
                 self.router,
                 self._metrics,
                 interactive=lambda: self._active,  # batch work yields to these
+                finished=self.gateway.finished if self.gateway is not None else None,
             )
             self.batch_runner.start()
 

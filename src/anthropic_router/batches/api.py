@@ -115,7 +115,7 @@ async def handle(
     if not app.settings.batch_processing_enable or app.store is None:
         raise not_found("message batches are disabled on this router (BATCH_PROCESSING_ENABLE)")
     try:
-        await _route(app, scope, receive, send, headers, client_key)
+        await _route(app, scope, receive, send, headers, client_key, exchange)
     except StoreError as error:
         log.warning("batch store unavailable", extra={"fields": {"error": str(error)}})
         raise ApiError(
@@ -125,15 +125,23 @@ async def handle(
 
 
 async def _route(
-    app: App, scope: Scope, receive: Receive, send: Send, headers: Headers, client_key: str | None
+    app: App,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: Headers,
+    client_key: str | None,
+    exchange: Exchange,
 ) -> None:
     method = scope["method"]
     path = _path(scope)
     parts = path.removeprefix(PREFIX).strip("/").split("/") if path != PREFIX else []
     owner = key_id(client_key)
-    visible_to = owner if len(app.settings.client_keys) > 1 else None
+    # Batches are private to their key when clients hold different keys.
+    several = len(app.settings.client_keys) > 1 or app.settings.keys_enable
+    visible_to = owner if several else None
     if not parts and method == "POST":
-        await _create(app, scope, receive, send, headers, owner)
+        await _create(app, scope, receive, send, headers, owner, exchange)
     elif not parts and method == "GET":
         await _list(app, scope, send, headers, visible_to)
     elif len(parts) == 1 and method == "GET":
@@ -182,7 +190,13 @@ def _store(app: App) -> Store:
 
 
 async def _create(
-    app: App, scope: Scope, receive: Receive, send: Send, headers: Headers, owner: str | None
+    app: App,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: Headers,
+    owner: str | None,
+    exchange: Exchange,
 ) -> None:
     settings = app.settings
     # The body counts against MAX_INFLIGHT_BODY_BYTES like any other while it is read.
@@ -193,6 +207,14 @@ async def _create(
         app.body_budget.give(len(raw))
     del raw
     requests = validate_requests(body, settings.batch_max_size, app.router.resolve)
+    if app.gateway is not None:
+        # A store key's limits: every model of the batch allowed, budget left, rates not
+        # exceeded (checked once per model now; each request's tokens count as it runs).
+        for model in sorted({str(params["model"]) for _, params in requests}):
+            headers = [
+                *headers,
+                *await app.gateway.admit(exchange, app.router.resolve(model), count=False),
+            ]
     now = time.time()
     passed = {name.decode(): v for name in _PASSED_HEADERS if (v := header(scope, name))}
     batch_id = shapes.new_batch_id()

@@ -17,7 +17,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -68,12 +68,14 @@ class Runner:
         router: Router,
         metrics: Any = None,
         interactive: Callable[[], int] = lambda: 0,
+        finished: Callable[[Exchange], Awaitable[None]] | None = None,
     ) -> None:
         """`interactive()` is the number of interactive requests in flight (see share.py)."""
         self.settings = settings
         self.store = store
         self.relay = relay
         self.router = router
+        self.finished = finished  # the gateway's accounting (ledger row, key's tokens)
         self.metrics = metrics
         self.owner = "inst_" + secrets.token_hex(8)
         self.running: set[asyncio.Task[None]] = set()
@@ -233,13 +235,15 @@ class Runner:
             fields = {"batch_id": item.batch_id, "custom_id": item.custom_id, "error": str(error)}
             log.warning("batch result not stored", extra={"fields": fields})
         log_exchange(record, self.metrics is not None)
+        if self.finished is not None:
+            await self.finished(record)
 
     async def _exchange(self, item: Claimed, record: Exchange) -> tuple[str, bytes] | None:
         """Run the request: ("succeeded"|"errored", result), or None when it was put back
         to be retried later."""
         try:
             request: dict[str, Any] = dict(parse_messages_request(orjson.loads(item.params)))
-            route = self.router.resolve(request["model"])
+            route = self.router.route(request)  # task rules apply to batch requests too
             record.client_model, record.route_reason = route.client_model, route.reason
             headers, owner = await self._batch(item.batch_id)
             record.client_key_id = owner
