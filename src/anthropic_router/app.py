@@ -13,10 +13,12 @@ import logging
 from typing import Any
 
 from anthropic_router import __version__
+from anthropic_router.cache.key import cache_mode
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
+    JSON_TYPE,
     SSE_HEADERS,
     ClientDisconnected,
     Receive,
@@ -56,10 +58,11 @@ class App:
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
+        self._metrics: Any = None
         if settings.metrics_enable:
             from anthropic_router import metrics
 
-            self._metrics: Any = metrics
+            self._metrics = metrics
             metrics.set_info(
                 __version__,
                 settings.backend.value,
@@ -69,8 +72,11 @@ class App:
                     "openai_advanced": settings.openai_advanced_enable,
                 },
             )
-        else:
-            self._metrics = None
+        self.response_cache = settings.response_cache_enabled
+        if self.response_cache:
+            from anthropic_router import cache
+
+            self.relay = cache.wrap(self.relay, settings, metrics=self._metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -255,6 +261,10 @@ class App:
             stream=exchange.stream,
             client_headers=_anthropic_headers(scope),
         )
+        if self.response_cache:
+            call.cache_mode = cache_mode(
+                header(scope, b"cache-control"), header(scope, b"x-anthropic-router-cache")
+            )
         if client_key and self.settings.forward_client_key and not self._keys:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
             call.client_key = client_key
@@ -276,6 +286,10 @@ async def send_reply(
     """A relay's reply as HTTP: the Message as JSON, or its events as SSE with `ping`
     frames while the upstream is silent (long reasoning, queued providers), so idle
     timeouts of clients and intermediaries do not cut the stream."""
+    if reply.encoded is not None:
+        await _send_encoded(send, reply, [*headers, *reply.headers])
+        record.status = 200
+        return
     if reply.events is None:
         await send_json(send, 200, reply.message, [*headers, *reply.headers])
         record.status = 200
@@ -293,6 +307,18 @@ async def send_reply(
     finally:
         pinger.cancel()
         await events.aclose()
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_encoded(send: Send, reply: Reply, headers: list[tuple[bytes, bytes]]) -> None:
+    """A reply rendered in advance (a cache hit): one write, no encoding."""
+    if reply.events is None:
+        await send_bytes(send, 200, reply.encoded or b"", [JSON_TYPE, *headers])
+        return
+    await reply.events.aclose()
+    start = [*SSE_HEADERS, *headers]
+    await send({"type": "http.response.start", "status": 200, "headers": start})
+    await send({"type": "http.response.body", "body": reply.encoded, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 

@@ -130,6 +130,18 @@ class Settings(BaseSettings):
     log_bodies: bool = False
     metrics_enable: bool = True
 
+    # The response cache (cache/, docs/16-caching.md); not Anthropic prompt caching. Off
+    # unless PROMPT_CACHE_ENABLE or PROMPT_CACHING_ENABLE (the seed's two names) says true;
+    # either one false turns it off. Off by default: see `response_cache_enabled`.
+    prompt_cache_enable: bool | None = None
+    prompt_caching_enable: bool | None = None
+    prompt_cache_ttl: float = Field(3600.0, gt=0)
+    prompt_cache_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    prompt_cache_max_entry_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    prompt_cache_only_deterministic: bool = False
+    prompt_cache_wait_timeout: float = Field(60.0, ge=0)
+    prompt_cache_namespace: str = Field("response-cache", min_length=1)
+
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
     @field_validator(
@@ -212,6 +224,14 @@ class Settings(BaseSettings):
             return []
         raw = self.proxy_api_key.get_secret_value()
         return [key.strip().encode() for key in raw.split(",") if key.strip()]
+
+    @property
+    def response_cache_enabled(self) -> bool:
+        """Off unless asked for: a cache replays one sampled answer to every identical
+        request, which an API never does, and an agent that re-sends a request after a bad
+        answer would get the same bad answer back. Whoever wants replays says so."""
+        toggles = (self.prompt_cache_enable, self.prompt_caching_enable)
+        return True in toggles and False not in toggles
 
     @property
     def effective_middle_model(self) -> str:

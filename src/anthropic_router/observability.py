@@ -46,6 +46,7 @@ class Exchange:
     cost_usd: float | None = None
     fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
+    cache: str | None = None  # the response cache's result: hit, miss, bypass
     timings: dict[str, float] = field(default_factory=dict)
 
     def mark(self, phase: str) -> None:
@@ -74,6 +75,7 @@ class Exchange:
             "cost_usd": self.cost_usd,
             "fallback": self.fallback,
             "dropped": self.dropped or None,
+            "cache": self.cache,
             "ms": self.timings,
         }
         return {key: value for key, value in data.items() if value is not None}
