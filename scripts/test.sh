@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python -m pip install --quiet --disable-pip-version-check -e '.[test,litellm]'
+bash scripts/setup-services.sh
 if [ -x scripts/setup-e2e.sh ]; then
   bash scripts/setup-e2e.sh
 fi

@@ -38,8 +38,10 @@ from anthropic_router.observability import (
     log_exchange,
     new_request_id,
 )
+from anthropic_router.rediskv import KVUnavailable, RedisKV, open_redis
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.store import Store, StoreError, open_store
 from anthropic_router.tokens import count_tokens
 from anthropic_router.wire.anthropic import parse_messages_request
 
@@ -59,6 +61,8 @@ class App:
         self.ready = False
         self._active = 0
         self._metrics: Any = None
+        self.store: Store | None = None
+        self.redis: RedisKV | None = None
         if settings.metrics_enable:
             from anthropic_router import metrics
 
@@ -76,7 +80,7 @@ class App:
         if self.response_cache:
             from anthropic_router import cache
 
-            self.relay = cache.wrap(self.relay, settings, metrics=self._metrics)
+            self.relay = self._cache = cache.wrap(self.relay, settings, metrics=self._metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -88,6 +92,11 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self._open_storage()
+                except StoreError as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
                 for provider in self.router.providers():
                     provider.open()
                 self.ready = True
@@ -96,8 +105,42 @@ class App:
                 self.ready = False
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _open_storage(self) -> None:
+        """The store (when a feature needs it; a StoreError names DATABASE_URL, without its
+        password) and Redis (when REDIS_URL is set)."""
+        settings = self.settings
+        if settings.store_enabled:
+            try:
+                self.store = await open_store(
+                    settings.database_url,
+                    pool_size=settings.database_pool_size,
+                    connect_timeout=settings.database_connect_timeout,
+                )
+            except StoreError as error:
+                # The error names the database (password hidden); one line, no traceback.
+                detail = " ".join(str(error).split())
+                raise StoreError(f"DATABASE_URL: cannot open the store: {detail}") from None
+        if settings.redis_url:
+            self.redis = open_redis(settings)
+            # Redis down at start-up is an outage like any other: logged, not fatal.
+            with contextlib.suppress(KVUnavailable):
+                await self.redis.ping()
+            if self.response_cache:  # shared by every instance on this Redis
+                from anthropic_router import cache
+
+                self._cache.store = cache.open_store(settings, self.redis, self._metrics)
+
+    async def _close_storage(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        if self.redis is not None:
+            await self.redis.close()
+            self.redis = None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(new_request_id(), scope["method"], scope["path"])

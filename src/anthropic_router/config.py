@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from anthropic_router.store import check_url, redact_url
+
 
 class ProxyBackend(StrEnum):
     OPENROUTER = "OPENROUTER"
@@ -141,6 +143,20 @@ class Settings(BaseSettings):
     prompt_cache_only_deterministic: bool = False
     prompt_cache_wait_timeout: float = Field(60.0, ge=0)
     prompt_cache_namespace: str = Field("response-cache", min_length=1)
+    # The durable store (store/): SQLite file relative to the working directory by default;
+    # postgresql://... when several instances share it. Pool and timeout apply to PostgreSQL.
+    database_url: str = "sqlite:///anthropic-router.db"
+    database_pool_size: int = Field(10, ge=1, le=1000)
+    database_connect_timeout: float = Field(5.0, gt=0)
+    # Seed phase 4: message batches (the store opens when a feature that needs it is on).
+    batch_processing_enable: bool = True
+    # Redis (rediskv.py), shared by instances when set; the timeouts keep an outage cheap.
+    redis_url: str | None = None
+    redis_key_prefix: str = "anthropic-router:"
+    redis_socket_timeout: float = Field(0.25, gt=0)
+    redis_connect_timeout: float = Field(0.25, gt=0)
+    redis_max_connections: int = Field(64, ge=1)
+    redis_retry_interval: float = Field(2.0, ge=0)
 
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
@@ -165,6 +181,20 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return check_url(value.strip())
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected redis://HOST:PORT/DB, rediss://... or unix://PATH")
+        return value.strip()
 
     @field_validator("databricks_host")
     @classmethod
@@ -234,6 +264,11 @@ class Settings(BaseSettings):
         return True in toggles and False not in toggles
 
     @property
+    def store_enabled(self) -> bool:
+        """Whether a feature that keeps state in the store (DATABASE_URL) is on."""
+        return self.batch_processing_enable
+
+    @property
     def effective_middle_model(self) -> str:
         return self.middle_model or self.big_model
 
@@ -259,6 +294,8 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         for name in _SECRETS:
             data[name] = "<set>" if getattr(self, name) is not None else None
+        data["database_url"] = redact_url(self.database_url)
+        data["redis_url"] = self.redis_url and redact_url(self.redis_url)
         data["middle_model"] = self.effective_middle_model
         data["proxy_backend"] = self.backend.value
         data["backend_reason"] = self.backend_reason

@@ -79,7 +79,7 @@ class KV(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
 
-    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
+    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None: ...
 
 
 class RedisStore:
@@ -107,6 +107,6 @@ class RedisStore:
 
     async def put(self, key: str, entry: Entry, ttl: float) -> None:
         try:
-            await self._kv.set(f"{self._namespace}:{key}", to_bytes(entry), ttl=ttl)
+            await self._kv.set(f"{self._namespace}:{key}", to_bytes(entry), ttl)
         except self._unavailable:
             self._on_error(self.name, "put")
