@@ -53,11 +53,11 @@ def cache_key(
     body = {name: value for name, value in request.items() if name not in NOT_IN_KEY}
     betas = sorted(b.strip() for b in client_headers.get("anthropic-beta", "").split(",") if b)
     context = [KEY_VERSION, client_key_id, client_headers.get("anthropic-version"), betas]
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(fingerprint)
+    # SHA-256 (CPUs hash it in hardware, faster than BLAKE2 here), cut to 160 bits.
+    digest = hashlib.sha256(fingerprint)
     digest.update(orjson.dumps(context))
     digest.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-    return digest.hexdigest()
+    return digest.hexdigest()[:40]
 
 
 def uncacheable(request: Mapping[str, Any], only_deterministic: bool) -> str | None:
