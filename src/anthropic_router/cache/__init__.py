@@ -31,7 +31,7 @@ def wrap(inner: Relay, settings: Settings, kv: Any = None, metrics: Any = None) 
         ttl=settings.prompt_cache_ttl,
         max_entry_bytes=settings.prompt_cache_max_entry_bytes,
         only_deterministic=settings.prompt_cache_only_deterministic,
-        wait_timeout=settings.prompt_cache_wait_timeout,
+        wait_timeout=min(settings.prompt_cache_wait_timeout, settings.request_timeout),
         metrics=metrics,
     )
 
