@@ -164,6 +164,7 @@ ERROR = {"type": "error", "error": {"type": "overloaded_error", "message": "busy
 UNWHOLE = {
     "cut before message_stop": FULL[:-1],
     "cut before message_delta": FULL[:-2],
+    "message_stop without message_delta": [*FULL[:-2], FULL[-1]],
     "cut inside a block": FULL[:4],
     "error after a block": [*FULL[:5], ERROR],
     "error then a stray stop": [*FULL[:5], ERROR, {"type": "message_stop"}],

@@ -74,12 +74,13 @@ class MessageAccumulator:
     delta understood); None otherwise, so a cut, failed or unfamiliar stream is never taken
     for a whole answer."""
 
-    __slots__ = ("_blocks", "_message", "_partial", "_stopped", "_usable")
+    __slots__ = ("_blocks", "_delta_seen", "_message", "_partial", "_stopped", "_usable")
 
     def __init__(self) -> None:
         self._message: JSON | None = None
         self._blocks: list[JSON] = []
         self._partial: dict[int, list[str]] = {}
+        self._delta_seen = False
         self._stopped = False
         self._usable = True
 
@@ -108,7 +109,7 @@ class MessageAccumulator:
             elif kind == "message_delta":
                 self._message_delta(event)
             elif kind == "message_stop":
-                self._stopped = self._message is not None
+                self._stopped = self._delta_seen
             elif kind != "ping":
                 self._usable = False  # `error`, or an event this code does not know
         except (KeyError, TypeError, IndexError, ValueError, AttributeError):
@@ -147,6 +148,7 @@ class MessageAccumulator:
         if message is None:
             raise ValueError("message_delta before message_start")
         delta = event.get("delta") or {}
+        self._delta_seen = True
         message["stop_reason"] = delta.get("stop_reason")
         message["stop_sequence"] = delta.get("stop_sequence")
         usage = event.get("usage")
