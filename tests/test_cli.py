@@ -155,3 +155,28 @@ def test_missing_litellm_extra_is_a_clear_start_up_error(tmp_path):
     # Without a LiteLLM route, litellm is never imported: the same shim does not matter.
     env["PROXY_BACKEND"] = "OPENROUTER"
     assert _run(["check-config"], env, tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_an_unknown_log_level_stops_both_commands_cleanly(tmp_path, command):
+    result = _run([command], {"LOG_LEVEL": "verbose", "PORT": "1"}, tmp_path)
+    assert result.returncode == 2
+    assert "LOG_LEVEL" in result.stderr and "DEBUG, INFO" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_empty_key_counts_as_unset(tmp_path):
+    (tmp_path / ".env").write_text("OPENROUTER_API_KEY=\n")
+    result = _run(["check-config"], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["openrouter_api_key"] is None
+    assert any("OPENROUTER_API_KEY is not set" in warning for warning in config["warnings"])
+
+
+def test_the_env_example_placeholder_is_warned_about(tmp_path):
+    (tmp_path / ".env").write_text("OPENROUTER_API_KEY=your_openrouter_api_key\n")
+    result = _run(["check-config"], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = json.loads(result.stdout)["warnings"]
+    assert any("still holds the .env.example placeholder" in warning for warning in warnings)

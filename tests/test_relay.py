@@ -102,3 +102,17 @@ async def test_a_client_error_is_raised_not_answered(upstream: FakeUpstream) -> 
         await _run(_settings(upstream), stream=False)
     assert raised.value.status == 400
     assert raised.value.error_type == "invalid_request_error"
+
+
+async def test_message_start_carries_an_input_token_estimate(upstream: FakeUpstream) -> None:
+    """Clients read input tokens from `message_start`; the real count follows in
+    `message_delta`."""
+    upstream.enqueue(sse([*text_chunks("ok"), usage_chunk(40, 1)]))
+    long_text = "word " * 400
+    (_, events), _ = await _run(
+        _settings(upstream), stream=True, messages=[{"role": "user", "content": long_text}]
+    )
+    estimate = events[0]["message"]["usage"]["input_tokens"]
+    assert 300 < estimate < 1000
+    delta = next(event for event in events if event["type"] == "message_delta")
+    assert delta["usage"]["input_tokens"] == 40

@@ -612,3 +612,38 @@ def test_long_runs_without_whitespace_stay_fast() -> None:
         started = time.perf_counter()
         tokens.count_text("a" * 200_000, model)
         assert time.perf_counter() - started < 3.0, model
+
+
+@pytest.mark.parametrize(
+    ("request_body", "low", "high"),
+    [
+        ({"messages": [{"role": "user", "content": "hi"}]}, 1, 20),
+        ({"messages": [{"role": "user", "content": "word " * 1000}]}, 1000, 2000),
+        # 100 KB of base64 image data counts as one image, not 25,000 tokens of text.
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": "A" * 100_000,
+                                },
+                            }
+                        ],
+                    }
+                ]
+            },
+            1500,
+            1600,
+        ),
+    ],
+)
+def test_estimate_input_tokens_is_in_range(request_body: dict, low: int, high: int) -> None:
+    from anthropic_router.tokens import estimate_input_tokens
+
+    assert low <= estimate_input_tokens(request_body) <= high

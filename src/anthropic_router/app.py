@@ -292,7 +292,10 @@ class App:
         client_key: str | None,
         scope: Scope,
     ) -> None:
-        request = await self._read_request(receive, exchange)
+        betas = header(scope, b"anthropic-beta") or ""
+        request = await self._read_request(
+            receive, exchange, interleaved_thinking="interleaved-thinking" in betas
+        )
         _refuse_thread_continuation(request)
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.route_reason = route.client_model, route.reason

@@ -42,6 +42,18 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+_SECRET_FIELDS = (
+    "openrouter_api_key",
+    "proxy_api_key",
+    "databricks_pat",
+    "databricks_client_secret",
+    "openai_compatible_api_key",
+)
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# .env.example's values are `your_openrouter_api_key`, `your_personal_access_token`, ...
+_PLACEHOLDER_PREFIX = "your_"
+
+
 class Settings(BaseSettings):
     """Every setting of the server. Secrets are `SecretStr` so they never print."""
 
@@ -172,6 +184,19 @@ class Settings(BaseSettings):
     def _formats(cls, value: list[str]) -> list[str]:
         return [fmt.lower().removeprefix("image/").replace("jpg", "jpeg") for fmt in value]
 
+    @field_validator(*_SECRET_FIELDS, mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: Any) -> Any:
+        """`OPENROUTER_API_KEY=` (a line left empty in .env) means unset, not an empty key."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper() in _LOG_LEVELS:
+            return value.strip().upper()
+        raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+
     @field_validator("proxy_backend", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -283,6 +308,12 @@ class Settings(BaseSettings):
                 "FORWARD_CLIENT_KEY only applies to OpenRouter targets; "
                 f"{self.backend.value} uses its own credentials"
             )
+        for name in _SECRET_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value.get_secret_value().startswith(_PLACEHOLDER_PREFIX):
+                found.append(
+                    f"{name.upper()} still holds the .env.example placeholder; set the real value"
+                )
         if self.host not in ("127.0.0.1", "localhost", "::1") and self.proxy_api_key is None:
             found.append(
                 f"HOST={self.host} is reachable from other machines and PROXY_API_KEY is unset"
@@ -302,10 +333,7 @@ class Settings(BaseSettings):
         return data
 
 
-_SECRETS = (
-    "openrouter_api_key", "proxy_api_key", "databricks_pat", "databricks_client_secret",
-    "openai_compatible_api_key",
-)  # fmt: skip
+_SECRETS = _SECRET_FIELDS
 
 
 def detect_backend(settings: Settings) -> tuple[ProxyBackend, str]:

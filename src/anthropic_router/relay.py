@@ -39,6 +39,7 @@ from anthropic_router.providers.base import UpstreamStream
 from anthropic_router.providers.openai_chat import JsonAsStream
 from anthropic_router.providers.retry import with_retries
 from anthropic_router.routing import Route, Target
+from anthropic_router.tokens import estimate_input_tokens
 
 log = logging.getLogger("anthropic_router")
 
@@ -139,12 +140,40 @@ class _Attempt:
                 if self.call.stream:
                     return await self._open_stream(target, prepared)
                 return await self._complete(target, prepared)
-            except ApiError as error:
+            except ApiError as raised:
+                error = self._own_credentials(target, raised)
                 last = position == len(targets) - 1
                 if last or not error.retryable or time.monotonic() >= self.deadline:
-                    raise
+                    raise error from None
                 self._fell_back(target, error)
         raise ApiError("api_error", "the route has no targets")  # routing never builds one
+
+    def _own_credentials(self, target: Target, error: ApiError) -> ApiError:
+        """An upstream 401 (or a 403 about keys) for the router's own credentials is the
+        operator's problem: a 401 would make Claude Code tell the user their key is invalid
+        and ask them to log in again. Answer 502 and log it loudly; a forwarded client key
+        keeps its 401."""
+        if error.status not in (401, 403) or self._forwards_client_key(target):
+            return error
+        if error.status == 403 and not _CREDENTIAL_WORDS.search(error.message):
+            return error  # content moderation, region, model access: the client's matter
+        fields = {
+            "request_id": self.record.request_id,
+            "backend": target.backend,
+            "upstream_status": error.status,
+        }
+        log.error(
+            "the upstream rejected the router's own credentials; check the backend's key",
+            extra={"fields": fields},
+        )
+        message = (
+            f"the {target.backend} upstream rejected anthropic-router's credentials "
+            f"(upstream status {error.status}); the router's operator must fix its key"
+        )
+        return ApiError("api_error", message, status=502, retryable=True)
+
+    def _forwards_client_key(self, target: Target) -> bool:
+        return self.call.client_key is not None and _takes_openrouter_key(target)
 
     def _prepare(self, target: Target) -> _Prepared:
         request = self.call.request
@@ -202,7 +231,7 @@ class _Attempt:
 
     def _extra_headers(self, target: Target) -> dict[str, str]:
         headers = {"x-request-id": self.record.request_id}
-        if self.call.client_key is not None and _takes_openrouter_key(target):
+        if self._forwards_client_key(target):
             # FORWARD_CLIENT_KEY: a client's key is its OpenRouter key, for OpenRouter only;
             # other backends (and fallbacks to them) use their own configured credentials.
             headers["Authorization"] = f"Bearer {self.call.client_key}"
@@ -248,6 +277,7 @@ class _Attempt:
                 model=self.call.route.client_model,
                 tool_names=prepared.tool_names,
                 stop_sequences=self.stop_sequences,
+                input_tokens=estimate_input_tokens(self.call.request),
             )
         served = self._served(target, prepared)
         return Reply(served, events=self._events(upstream, translator))
@@ -334,6 +364,7 @@ def _to_message(completion: JSON, **kwargs: Any) -> JSON:
 
 
 _HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
+_CREDENTIAL_WORDS = re.compile(r"key|auth|credential|token|unauthori[sz]ed", re.IGNORECASE)
 
 
 def header_value(text: str) -> bytes:

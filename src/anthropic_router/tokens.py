@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import orjson
 import tiktoken
 
 JSON = dict[str, Any]
@@ -467,3 +468,21 @@ def count_tokens(body: JSON, upstream_model: str) -> int:
     """
     family = tokenizer_for(upstream_model)
     return max(1, _Counter(_encoder(family), _PROFILES[family]).request(body))
+
+
+_BASE64_DATA = re.compile(rb'"data":"[A-Za-z0-9+/=]{256,}"')
+# A typical image or PDF page, in tokens: Anthropic's own figure for a ~1000x1000 image.
+_MEDIA_TOKENS = 1500
+
+
+def estimate_input_tokens(request: JSON) -> int:
+    """A cheap estimate of a request's input tokens for `message_start` (the real count
+    arrives with the stream's end): serialized size / 4, media counted flat. About 2 us for
+    the benchmark's 3.2 KB request, 50 us for an 80 KB Claude Code one (orjson); the exact
+    tokenizer (`count_tokens`) costs milliseconds there."""
+    parts = {key: request[key] for key in ("system", "messages", "tools") if key in request}
+    dumped = orjson.dumps(parts)
+    media = 0
+    if b'"base64"' in dumped:
+        dumped, media = _BASE64_DATA.subn(b"", dumped)
+    return len(dumped) // 4 + media * _MEDIA_TOKENS

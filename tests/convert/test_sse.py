@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anthropic_router.convert.sse import SSEDecoder, encode_event, encode_events
 
@@ -15,6 +17,10 @@ DECODE_CASES: list[tuple[str, bytes, list[bytes]]] = [
     ("two events", b"data: 1\n\ndata: 2\n\n", [b"1", b"2"]),
     ("CRLF line endings", b"data: 1\r\n\r\ndata: 2\r\n\r\n", [b"1", b"2"]),
     ("mixed line endings", b"data: 1\r\n\ndata: 2\n\r\n", [b"1", b"2"]),
+    # A lone CR ends a line too (SSE spec, "Interpreting an event stream").
+    ("lone CR line endings", b"data: 1\r\rdata: 2\r\r", [b"1", b"2"]),
+    ("lone CR between data lines", b"data: a\rdata: b\r\r", [b"a\nb"]),
+    ("CR, CRLF and LF in one stream", b"data: 1\r\r\ndata: 2\n\rdata: 3\r\n\n", [b"1", b"2", b"3"]),
     (
         "OpenRouter keep-alive comments",
         b": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\ndata: 1\n\n",
@@ -110,6 +116,47 @@ def test_flush_at_eof(wire: bytes, payloads: list[bytes]) -> None:
     assert decoder.feed(wire) == []
     assert decoder.flush() == payloads
     assert decoder.flush() == []
+
+
+def test_an_overlong_line_after_a_newline_in_the_same_chunk_is_refused() -> None:
+    decoder = SSEDecoder(max_line=16)
+    with pytest.raises(ValueError, match="maximum size"):
+        decoder.feed(b"data: 1\n\ndata: 0123456789abcdefghij")
+
+
+def test_an_overlong_complete_line_is_refused() -> None:
+    decoder = SSEDecoder(max_line=16)
+    with pytest.raises(ValueError, match="maximum size"):
+        decoder.feed(b"data: 1\n\ndata: 0123456789abcdefghij\n\n")
+
+
+def test_a_line_of_exactly_the_limit_passes() -> None:
+    decoder = SSEDecoder(max_line=16)
+    line = b"data: 0123456789"  # 16 bytes
+    assert decoder.feed(line + b"\r") == []
+    assert decoder.feed(b"\n\n") == [b"0123456789"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.binary(max_size=12).filter(lambda b: b"\r" not in b and b"\n" not in b),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=12, max_size=12),
+    st.data(),
+)
+def test_any_line_endings_and_any_splits_give_the_same_payloads(
+    values: list[bytes], endings: list[bytes], data: st.DataObject
+) -> None:
+    wire = b""
+    for position, value in enumerate(values):
+        end = endings[position % len(endings)]
+        wire += b"data: " + value + end + end
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8)))
+    expected = list(values)
+    assert _decode_in_pieces(wire, cuts) == expected
 
 
 def test_an_overlong_line_is_refused() -> None:

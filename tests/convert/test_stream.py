@@ -7,10 +7,14 @@ the stream ends with message_delta + message_stop or an error, with nothing afte
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anthropic_router.convert.sse import SSEDecoder
 from anthropic_router.convert.stream import StreamTranslator, message_events
@@ -901,14 +905,16 @@ def test_tool_call_without_an_id_gets_one() -> None:
     assert all(re.fullmatch(r"toolu_[0-9a-f]{24}", tool_id) for tool_id in ids)
 
 
-def test_interleaved_tool_fragments_keep_the_grammar() -> None:
-    """Fragments for a tool whose block was already closed cannot be placed in Anthropic's
-    one-open-block grammar: they are dropped, and the drop is reported."""
+def test_interleaved_tool_fragments_are_buffered_and_kept() -> None:
+    """Fragments of parallel calls that interleave (0, 1, 0, 1): the first call streams,
+    the second waits with all its fragments and follows in order; nothing is dropped."""
     events, translator = run(
         [
             ch(tools(tc(0, "call_a", "f", ""), tc(1, "call_b", "g", ""))),
-            ch(tools(tc(0, args='{"x":1}'))),
-            ch(tools(tc(1, args='{"y":2}'))),
+            ch(tools(tc(0, args='{"x":'))),
+            ch(tools(tc(1, args='{"y":'))),
+            ch(tools(tc(0, args="1}"))),
+            ch(tools(tc(1, args="2}"))),
             ch({}, "tool_calls"),
             DONE,
         ]
@@ -916,14 +922,59 @@ def test_interleaved_tool_fragments_keep_the_grammar() -> None:
     assert events == [
         *START,
         start(0, tool("call_a", "f")),
+        json_d(0, '{"x":'),
+        json_d(0, "1}"),
         stop(0),
         start(1, tool("call_b", "g")),
-        json_d(1, '{"y":2}'),
+        json_d(1, '{"y":'),
+        json_d(1, "2}"),
         stop(1),
         *end("tool_use"),
     ]
     check_grammar(events)
-    assert translator.dropped == ["tool_arguments:interleaved"]
+    assert translator.dropped == []
+    inputs = [block["input"] for block in accumulate(events)["content"]]
+    assert inputs == [{"x": 1}, {"y": 2}]
+
+
+def test_waiting_tool_calls_are_released_before_text_that_follows() -> None:
+    events, _ = run(
+        [
+            ch(tools(tc(0, "call_a", "f", '{"a":1}'), tc(1, "call_b", "g", '{"b":2}'))),
+            ch({"content": "done"}),
+            ch({}, "stop"),
+            DONE,
+        ]
+    )
+    check_grammar(events)
+    content = accumulate(events)["content"]
+    assert [block["type"] for block in content] == ["tool_use", "tool_use", "text"]
+    assert [content[0]["input"], content[1]["input"]] == [{"a": 1}, {"b": 2}]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_any_interleaving_of_parallel_calls_keeps_every_fragment(data: st.DataObject) -> None:
+    """Three calls, each split in pieces; the pieces of different calls arrive in any
+    order (each call's own pieces in order). Every call comes out whole, in call order."""
+    calls = [('{"n": 0, "s": "alpha"}', "f"), ('{"n": 1}', "g"), ('{"n": 2, "t": [1, 2]}', "h")]
+    queues = []
+    for arguments, _ in calls:
+        cuts = sorted(set(data.draw(st.lists(st.integers(1, len(arguments) - 1), max_size=4))))
+        bounds = [0, *cuts, len(arguments)]
+        queues.append([arguments[a:b] for a, b in itertools.pairwise(bounds)])
+    script: list[Any] = [
+        ch(tools(*(tc(i, f"call_{i}", name, "") for i, (_, name) in enumerate(calls))))
+    ]
+    while any(queues):
+        index = data.draw(st.sampled_from([i for i, q in enumerate(queues) if q]))
+        script.append(ch(tools(tc(index, args=queues[index].pop(0)))))
+    events, translator = run([*script, ch({}, "tool_calls"), DONE])
+    check_grammar(events)
+    assert translator.dropped == []
+    content = accumulate(events)["content"]
+    assert [block["name"] for block in content] == ["f", "g", "h"]
+    assert [block["input"] for block in content] == [orjson.loads(a) for a, _ in calls]
 
 
 def test_fail_before_start_still_starts_the_message() -> None:

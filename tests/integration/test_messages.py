@@ -143,7 +143,7 @@ def test_stream_raw_frames_all_carry_event_lines(router, upstream: FakeUpstream,
     names = [frame.split("\n")[0].removeprefix("event: ") for frame in frames]
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
     start = json.loads(frames[0].split("data: ", 1)[1])
-    assert start["message"]["usage"]["input_tokens"] == 0
+    assert start["message"]["usage"]["input_tokens"] >= 1  # an estimate, or the upstream's own
     assert backend.upstream_model(upstream.last) == backend.big
 
 
@@ -501,7 +501,11 @@ def test_sdk_error_classes_for_upstream_errors(
     router = router_factory(env={"UPSTREAM_MAX_RETRIES": "0"})
     cases = [
         (replies.error(429, "slow down", headers={"retry-after": "7"}), anthropic.RateLimitError),
-        (replies.error(401, "bad key"), anthropic.AuthenticationError),
+        # The router's own key was refused: not the client's problem (a 401 would make
+        # Claude Code ask its user to log in again), so a 502.
+        (replies.error(401, "bad key"), anthropic.InternalServerError),
+        (replies.error(403, "invalid api key"), anthropic.InternalServerError),
+        (replies.error(409, "conflict"), anthropic.InternalServerError),
         (replies.error(402, "no credits"), anthropic.APIStatusError),
         (replies.error(403, "flagged"), anthropic.PermissionDeniedError),
         (replies.error(404, "no such model"), anthropic.NotFoundError),
@@ -789,6 +793,29 @@ def test_forward_client_key_opt_in(router_factory, upstream: FakeUpstream, backe
     assert upstream.last.path == backend.chat_path(backend.big)
     httpx.post(f"{router.url}/v1/messages", json=body)
     assert "authorization" not in upstream.last.headers
+    # The client's own key was refused: that is the client's 401 to see.
+    upstream.enqueue(replies.error(401, "bad key"))
+    refused = httpx.post(
+        f"{router.url}/v1/messages", json=body, headers={"x-api-key": "client-own-key"}
+    )
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "authentication_error"
+
+
+def test_router_key_refused_is_a_502_logged_loudly(router, upstream: FakeUpstream):
+    upstream.enqueue(replies.error(401, "No auth credentials found"))
+    body = {"model": "claude-opus-4-8", "max_tokens": 5, "messages": USER_HI}
+    response = httpx.post(f"{router.url}/v1/messages", json=body)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["type"] == "api_error"
+    assert "rejected anthropic-router's credentials" in error["message"]
+    loud = [
+        json.loads(line)
+        for line in router.logs().splitlines()
+        if "rejected the router's own credentials" in line
+    ]
+    assert [entry["level"] for entry in loud] == ["error"]
 
 
 def test_upstream_key_never_taken_from_client_by_default(

@@ -402,15 +402,43 @@ def test_control_characters_never_reach_response_headers(http, fields):
     check_answer("/v1/messages", response)
 
 
-def test_negative_thinking_budget_is_a_400(http):
+@pytest.mark.parametrize(
+    ("budget", "max_tokens", "beta", "message"),
+    [
+        (-1, 4000, None, "greater than or equal to 1024"),
+        (1023, 4000, None, "greater than or equal to 1024"),
+        ("2000", 4000, None, "valid integer"),
+        (4000, 4000, None, "must be greater than `thinking.budget_tokens`"),
+        (5000, 4000, None, "must be greater than `thinking.budget_tokens`"),
+    ],
+)
+def test_a_bad_thinking_budget_is_a_400_naming_the_field(http, budget, max_tokens, beta, message):
     body = {
         "model": "claude-sonnet-4-5",
-        "max_tokens": 100,
+        "max_tokens": max_tokens,
         "messages": USER_HI,
-        "thinking": {"type": "enabled", "budget_tokens": -1},
+        "thinking": {"type": "enabled", "budget_tokens": budget},
     }
     response = http.post("/v1/messages", json=body)
-    check_answer("/v1/messages", response)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert message in error["message"]
+    assert "budget_tokens" in error["message"]
+
+
+def test_interleaved_thinking_lets_the_budget_exceed_max_tokens(http):
+    """With `interleaved-thinking-2025-05-14` Anthropic allows a budget over max_tokens
+    (it spans every thinking block of the turn); Claude Code sends such requests."""
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 4000,
+        "messages": USER_HI,
+        "thinking": {"type": "enabled", "budget_tokens": 8000},
+    }
+    headers = {"anthropic-beta": "interleaved-thinking-2025-05-14"}
+    response = http.post("/v1/messages", json=body, headers=headers)
+    assert response.status_code == 200
 
 
 def test_search_result_with_non_list_content_is_not_a_500(http):

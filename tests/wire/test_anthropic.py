@@ -265,6 +265,7 @@ TOLERATED: list[tuple[str, JSON]] = [
     (
         "every optional field well-formed",
         body(
+            max_tokens=4096,
             system=[{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}],
             stream=True,
             temperature=0.5,

@@ -20,8 +20,10 @@ def encode_events(events: list[dict[str, Any]]) -> bytes:
 class SSEDecoder:
     """Turns arbitrary byte chunks into the `data` payloads of complete events.
 
-    Buffers across chunk boundaries, accepts `\\n` and `\\r\\n`, and skips `:` comments such as
-    OpenRouter's `: OPENROUTER PROCESSING` keep-alives.
+    Buffers across chunk boundaries, accepts the three line endings the SSE spec allows
+    (`\n`, `\r\n` and a lone `\r`, also when a `\r\n` pair is split between chunks),
+    skips `:` comments such as OpenRouter's `: OPENROUTER PROCESSING` keep-alives, and
+    refuses any line longer than `max_line` bytes wherever it falls in a chunk.
     """
 
     def __init__(self, max_line: int = 64 * 1024 * 1024) -> None:
@@ -30,15 +32,20 @@ class SSEDecoder:
         self._max_line = max_line
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        self._buffer += chunk
-        if b"\n" not in chunk:
-            if len(self._buffer) > self._max_line:
-                raise ValueError("SSE line exceeds the maximum size")
+        buffer = self._buffer + chunk
+        if b"\r" in buffer:
+            buffer = _normalise_line_endings(buffer)
+        if b"\n" not in buffer:
+            self._buffer = buffer
+            self._check(buffer)
             return []
-        *lines, self._buffer = self._buffer.split(b"\n")
+        *lines, self._buffer = buffer.split(b"\n")
+        self._check(self._buffer)
         payloads: list[bytes] = []
         for line in lines:
-            self._line(line.rstrip(b"\r"), payloads)
+            if len(line) > self._max_line:
+                raise ValueError("SSE line exceeds the maximum size")
+            self._line(line, payloads)
         return payloads
 
     def flush(self) -> list[bytes]:
@@ -50,6 +57,11 @@ class SSEDecoder:
         self._line(b"", payloads)
         return payloads
 
+    def _check(self, pending: bytes) -> None:
+        # A trailing `\r` kept back for a possible `\n` is not part of the line.
+        if len(pending) - pending.endswith(b"\r") > self._max_line:
+            raise ValueError("SSE line exceeds the maximum size")
+
     def _line(self, line: bytes, payloads: list[bytes]) -> None:
         if not line:
             if self._data:
@@ -60,3 +72,12 @@ class SSEDecoder:
             value = line[5:]
             self._data.append(value[1:] if value.startswith(b" ") else value)
         # `event:`, `id:`, `retry:` and `:` comments carry nothing an OpenAI stream needs.
+
+
+def _normalise_line_endings(buffer: bytes) -> bytes:
+    """`\r\n` and lone `\r` become `\n`. A `\r` at the very end stays: the `\n` that
+    may complete it is still on its way."""
+    held = buffer.endswith(b"\r")
+    body = buffer[:-1] if held else buffer
+    body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return body + b"\r" if held else body

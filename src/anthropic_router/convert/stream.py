@@ -34,6 +34,10 @@ class _ToolSlot:
     upstream_id: str | None
     saw_arguments: bool = False
     held_empty_object: bool = False
+    # A call that began while another tool block was open: its block waits, with all its
+    # fragments, until the open one is closed (upstreams may interleave 0, 1, 0, 1).
+    pending: list[str] | None = None
+    block: JSON | None = None
 
 
 @dataclass(slots=True)
@@ -50,6 +54,9 @@ class StreamTranslator:
     message_id: str = field(default_factory=new_message_id)
     tool_names: dict[str, str] = field(default_factory=dict)
     stop_sequences: list[str] = field(default_factory=list)
+    # For `message_start`, which clients (Claude Code's context meter) read before the end:
+    # an estimate, since OpenAI-style upstreams report prompt tokens only with the last chunk.
+    input_tokens: int = 0
     done: bool = False
     failed: ApiError | None = None
     dropped: list[str] = field(default_factory=list)
@@ -60,12 +67,14 @@ class StreamTranslator:
     _next_index: int = 0
     _tools: dict[Any, _ToolSlot] = field(default_factory=dict)
     _tool_ids: set[str] = field(default_factory=set)
+    _waiting: list[_ToolSlot] = field(default_factory=list)
     _finish_reason: str | None = None
     _finished_choice: bool = False
     _stop_sequence: str | None = None
 
     def start(self) -> list[JSON]:
-        """`message_start` (usage zeros: real counts arrive with the last chunk) and a ping."""
+        """`message_start` (estimated input tokens; the real counts arrive with the last chunk,
+        in `message_delta`) and a ping."""
         if self._started:
             return []
         self._started = True
@@ -78,7 +87,7 @@ class StreamTranslator:
             "stop_reason": None,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": 0,
+                "input_tokens": self.input_tokens,
                 "output_tokens": 0,
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
@@ -137,6 +146,7 @@ class StreamTranslator:
                 self._finish_reason = finish_reason
                 self._stop_sequence = matched_stop_sequence(choice, self.stop_sequences)
                 self._close(events)
+                self._release_waiting(events)
 
     def finish(self) -> list[JSON]:
         """End of the upstream stream: close the open block, then message_delta and stop."""
@@ -144,6 +154,7 @@ class StreamTranslator:
             return []
         events = self.start()
         self._close(events)
+        self._release_waiting(events)
         made_calls = bool(self._tools)
         if self._stop_sequence:
             self.stop_reason = "stop_sequence"
@@ -267,7 +278,6 @@ class StreamTranslator:
         self._tool_arguments(slot, arguments, events)
 
     def _open_tool(self, key: Any, call: JSON, events: list[JSON]) -> _ToolSlot:
-        self._close(events)
         tool_id = to_anthropic_tool_id(call.get("id"))
         while tool_id in self._tool_ids:  # some providers repeat ids across parallel calls
             tool_id += "_"
@@ -279,15 +289,25 @@ class StreamTranslator:
             "name": self.tool_names.get(name, name),
             "input": {},
         }
-        self._begin("tool_use", block, key, events)
-        slot = _ToolSlot(index=self._next_index - 1, upstream_id=call.get("id"))
+        opened = self._open
+        if self._waiting or (opened is not None and opened.kind == "tool_use"):
+            # Another call is streaming: this one may still interleave with it, so its block
+            # waits (index given when it is emitted) instead of closing the open one.
+            slot = _ToolSlot(index=-1, upstream_id=call.get("id"), pending=[], block=block)
+            self._waiting.append(slot)
+        else:
+            self._begin("tool_use", block, key, events)
+            slot = _ToolSlot(index=self._next_index - 1, upstream_id=call.get("id"))
         self._tools[key] = slot
         return slot
 
     def _tool_arguments(self, slot: _ToolSlot, arguments: str, events: list[JSON]) -> None:
+        if slot.pending is not None:
+            slot.pending.append(arguments)
+            return
         opened = self._open
         if opened is None or opened.kind != "tool_use" or opened.index != slot.index:
-            # Fragments for a tool whose block is already closed (interleaved parallel calls)
+            # Fragments for a tool whose block was closed by text or thinking in between
             # cannot be placed in Anthropic's one-block-at-a-time grammar.
             self.dropped.append("tool_arguments:interleaved")
             return
@@ -301,6 +321,18 @@ class StreamTranslator:
         slot.saw_arguments = True
         self._json_delta(slot.index, arguments, events)
 
+    def _release_waiting(self, events: list[JSON]) -> None:
+        """Emit the waiting tool calls in the order they began, each with all its fragments."""
+        waiting, self._waiting = self._waiting, []
+        for slot in waiting:
+            fragments, block = slot.pending or [], slot.block or {}
+            slot.pending = slot.block = None
+            self._begin("tool_use", block, None, events)
+            slot.index = self._next_index - 1
+            for fragment in fragments:
+                self._tool_arguments(slot, fragment, events)
+            self._close(events)
+
     @staticmethod
     def _json_delta(index: int, fragment: str, events: list[JSON]) -> None:
         delta = {"type": "input_json_delta", "partial_json": fragment}
@@ -310,6 +342,8 @@ class StreamTranslator:
 
     def _begin(self, kind: str, block: JSON, key: Any, events: list[JSON]) -> None:
         self._close(events)
+        if self._waiting and kind != "tool_use":
+            self._release_waiting(events)
         index = self._next_index
         self._next_index += 1
         events.append({"type": "content_block_start", "index": index, "content_block": block})

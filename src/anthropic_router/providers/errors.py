@@ -42,6 +42,10 @@ def error_from_response(status: int, body: bytes, headers: Any) -> ApiError:
     error_type = _TYPE_BY_STATUS.get(
         status, "api_error" if status >= 500 else "invalid_request_error"
     )
+    if status == 409:
+        # Anthropic has no 409; an upstream conflict is transient, and a 5xx `api_error` is
+        # what every Anthropic client retries (the SDKs retry 409 and >= 500 alike).
+        error_type = "api_error"
     client_status = {408: 504, 422: 400, 503: 529}.get(status, status)
     if error_type == "api_error":
         client_status = 500 if status in (500, 501) else 502

@@ -63,8 +63,12 @@ _OPTIONAL_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def parse_messages_request(body: Any, *, require_max_tokens: bool = True) -> MessagesRequest:
-    """Check `body` and return it typed; raise `invalid_request_error` naming the bad field."""
+def parse_messages_request(
+    body: Any, *, require_max_tokens: bool = True, interleaved_thinking: bool = False
+) -> MessagesRequest:
+    """Check `body` and return it typed; raise `invalid_request_error` naming the bad field.
+    `interleaved_thinking` (the `interleaved-thinking-*` beta) lets a thinking budget exceed
+    `max_tokens`, as Anthropic allows there."""
     if not isinstance(body, dict):
         raise invalid_request("request body must be a JSON object")
     _check_model(body)
@@ -76,6 +80,7 @@ def parse_messages_request(body: Any, *, require_max_tokens: bool = True) -> Mes
             raise invalid_request(f"{name}: Input should be {expected}")
     _check_messages(body)
     _check_tools(body.get("tools") or [])
+    _check_thinking(body, require_max_tokens and not interleaved_thinking)
     return body  # type: ignore[return-value]
 
 
@@ -131,3 +136,25 @@ def _check_tools(tools: list[JSON]) -> None:
         schema = tool.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
             raise invalid_request(f"tools.{index}.input_schema: Input should be an object")
+
+
+MIN_THINKING_BUDGET = 1024
+
+
+def _check_thinking(body: JSON, below_max_tokens: bool) -> None:
+    """Anthropic's rules for `thinking.type: enabled`: an integer budget of at least 1,024
+    tokens, below `max_tokens`."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        raise invalid_request("thinking.enabled.budget_tokens: Input should be a valid integer")
+    if budget < MIN_THINKING_BUDGET:
+        raise invalid_request(
+            f"thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{MIN_THINKING_BUDGET}"
+        )
+    max_tokens = body.get("max_tokens")
+    if below_max_tokens and isinstance(max_tokens, int) and budget >= max_tokens:
+        raise invalid_request("`max_tokens` must be greater than `thinking.budget_tokens`")
