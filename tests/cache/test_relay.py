@@ -143,3 +143,21 @@ async def test_only_deterministic_caches_temperature_zero_only(
     greedy = _call(router, stream=False, temperature=0)
     await cache.run(greedy)
     assert greedy.record.cache == "miss" and len(store) == 1
+
+
+async def test_a_leader_whose_stream_nobody_reads_stops_leading_after_the_wait(
+    router: Router, upstream: FakeUpstream
+) -> None:
+    cache, store = _cache(router, wait_timeout=0.2)
+    upstream.enqueue(_stream("abandoned"), _stream("led again"))
+    abandoned = await cache.run(_call(router, stream=True))  # neither read nor closed
+    follower = _call(router, stream=True)
+    reply = await cache.run(follower)  # waits 0.2 s for the stuck leader, then leads
+    assert follower.record.cache == "miss" and reply.events is not None
+    events = [event async for batch in reply.events for event in batch]
+    assert accumulate(events)["content"][0]["text"] == "led again" and len(store) == 1
+    third = _call(router, stream=False)
+    await cache.run(third)
+    assert third.record.cache == "hit"
+    assert abandoned.events is not None
+    await abandoned.events.aclose()

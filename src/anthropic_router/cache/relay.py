@@ -79,7 +79,7 @@ class ResponseCache:
             flight = self._flights.get(key)
             if flight is None:
                 break
-            entry = await self._wait(flight, call)
+            entry = await self._wait(key, flight, call)
             if entry is not None:
                 return self._hit(call, entry)
         call.record.cache = MISS
@@ -119,13 +119,17 @@ class ResponseCache:
         body = entry.json_body.replace(ID_SLOT, message_id, 1)
         return Reply(headers, message=orjson.loads(body), encoded=body)
 
-    async def _wait(self, flight: Flight, call: Call) -> Entry | None:
+    async def _wait(self, key: str, flight: Flight, call: Call) -> Entry | None:
         timeout = self.wait_timeout
         if call.deadline is not None:
             timeout = min(timeout, call.deadline - time.monotonic())
         try:
             return await asyncio.wait_for(asyncio.shield(flight), max(timeout, 0.0))
         except TimeoutError:
+            # A leader this slow (or one whose stream nobody reads or closes) stops leading:
+            # the next request for the key leads instead of waiting as long again.
+            if self._flights.get(key) is flight:
+                del self._flights[key]
             return None
 
     # -- misses --------------------------------------------------------------------------
