@@ -68,7 +68,12 @@ class ResponseCache:
     async def run(self, call: Call) -> Reply:
         if call.cache_mode == "no-store" or uncacheable(call.request, self.only_deterministic):
             return await self._bypass(call)
-        key = self._key(call)
+        try:
+            key = self._key(call)
+        except (TypeError, orjson.JSONEncodeError) as error:  # a value JSON cannot spell
+            fields = {"request_id": call.record.request_id, "reason": repr(error)}
+            log.warning("response cache: no key for this request", extra={"fields": fields})
+            return await self._bypass(call)
         if call.cache_mode == "refresh":
             call.record.cache = BYPASS
             return await self._fetch(call, key, BYPASS)
