@@ -232,3 +232,19 @@ def test_router_starts_when_redis_is_down() -> None:
     assert logs.count("unavailable") == 1
     assert "not-a-real-password" not in logs
     assert "Traceback" not in logs
+
+
+async def test_a_failing_error_callback_does_not_escape(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, anyio_backend: str
+) -> None:
+    def broken(kind: str) -> None:
+        raise RuntimeError(f"metrics broke on {kind}")
+
+    kv = RedisKV(redis_server.url, on_error=broken)
+    try:
+        redis_server.stop()
+        with pytest.raises(KVUnavailable):
+            await kv.get("k")
+        assert "redis error callback failed" in caplog.text
+    finally:
+        await kv.close()

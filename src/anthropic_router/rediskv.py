@@ -53,7 +53,9 @@ answered with an error) or "skipped" (not tried: Redis is down). For metrics."""
 
 class RedisKV:
     """A prefixed key/value view of one Redis database. Every method raises KVUnavailable
-    instead of a Redis error; keys (also a script's `keys`) get `prefix` in front."""
+    instead of a Redis error; keys (also a script's `keys`) get `prefix` in front, a
+    script's `args` are sent as they are. Replies are Redis's own: strings as bytes,
+    integers as int, arrays as lists."""
 
     def __init__(
         self,
@@ -198,7 +200,10 @@ class RedisKV:
 
     def _count(self, kind: str) -> None:
         if self._on_error is not None:
-            self._on_error(kind)
+            try:
+                self._on_error(kind)
+            except Exception:  # a broken metrics hook must not turn into a request error
+                log.exception("redis error callback failed")
 
 
 def _is_timeout(exc: BaseException) -> bool:

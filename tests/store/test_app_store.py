@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from support.router import RouterProcess, RouterStartError, free_port
+from support.router import SRC_DIR, RouterProcess, RouterStartError, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +91,40 @@ def test_store_not_opened_when_no_feature_needs_it(tmp_path: Path) -> None:
     env = {"DATABASE_URL": url, "BATCH_PROCESSING_ENABLE": "false"}
     with RouterProcess(None, env) as router:
         assert _ready(router)["status"] == "ok"
+
+
+def _check_config(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC_DIR), "OPENROUTER_API_KEY": "x"}
+    return subprocess.run(
+        [sys.executable, "-m", "anthropic_router", "check-config"],
+        env={**base, **env}, cwd=cwd, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+def test_check_config_hides_database_and_redis_passwords(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": "postgresql://app:db-pass-123@db.internal:5432/router",
+        "REDIS_URL": "redis://:redis-pass-456@cache.internal:6379/2",
+    }
+    result = _check_config(env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["database_url"] == "postgresql://app:***@db.internal:5432/router"
+    assert config["redis_url"] == "redis://:***@cache.internal:6379/2"
+    assert config["redis_key_prefix"] == "anthropic-router:"
+    assert "db-pass-123" not in result.stdout + result.stderr
+    assert "redis-pass-456" not in result.stdout + result.stderr
+
+
+def test_check_config_defaults_to_sqlite_in_working_directory(tmp_path: Path) -> None:
+    config = json.loads(_check_config({}, tmp_path).stdout)
+    assert config["database_url"] == "sqlite:///anthropic-router.db"
+    assert config["redis_url"] is None
+    assert config["batch_processing_enable"] is True
+    assert not (tmp_path / "anthropic-router.db").exists()  # check-config opens nothing
+
+
+def test_malformed_redis_url_is_a_configuration_error(tmp_path: Path) -> None:
+    result = _check_config({"REDIS_URL": "localhost:6379"}, tmp_path)
+    assert result.returncode == 2
+    assert "REDIS_URL: expected redis://HOST:PORT/DB" in result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from anthropic_router.store import StoreError, open_store
-from anthropic_router.store.migrations import Migration, load, migrate, split_statements
+from anthropic_router.store.migrate import Migration, load, migrate, split_statements
 from support.router import SRC_DIR
 
 SLOW_SQL = {
@@ -179,7 +179,7 @@ MIGRATE_SCRIPT = textwrap.dedent(
     import asyncio, json, os, sys, time
     from pathlib import Path
     from anthropic_router.store import open_store
-    from anthropic_router.store.migrations import load, migrate
+    from anthropic_router.store.migrate import load, migrate
 
     url, directory, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     while not go.exists():
@@ -251,3 +251,18 @@ CHECK_SCRIPT = textwrap.dedent(
 def test_migration_dataclass_checksum_follows_text() -> None:
     assert Migration(1, "a", "x").checksum == Migration(2, "b", "x").checksum
     assert Migration(1, "a", "x").checksum != Migration(1, "a", "y").checksum
+
+
+def test_every_migration_file_is_package_data() -> None:
+    # `pip install .` (not editable) ships only what these globs match.
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((SRC_DIR.parent / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["anthropic_router"]
+    package = SRC_DIR / "anthropic_router"
+    files = sorted((package / "store/migrations").glob("*.sql"))
+    assert files
+    for path in files:
+        relative = str(path.relative_to(package))
+        assert any(fnmatch.fnmatch(relative, glob) for glob in globs), relative

@@ -114,3 +114,24 @@ async def test_pool_size_bounds_connections(fresh_postgres_url: str, anyio_backe
         assert row is not None and row[0] <= 2
     finally:
         await store.close()
+
+
+async def test_cancelled_while_waiting_for_a_row_lock(pg: Store, fresh_postgres_url: str) -> None:
+    await pg.execute("INSERT INTO jobs VALUES (1, NULL)")
+    with psycopg.connect(fresh_postgres_url) as other:  # another instance holds the row
+        other.execute("SELECT id FROM jobs WHERE id = 1 FOR UPDATE")
+
+        async def claim() -> None:
+            async with pg.transaction() as tx:
+                await tx.fetch("SELECT id FROM jobs WHERE id = 1 FOR UPDATE")
+                await tx.execute("UPDATE jobs SET owner = 'cancelled' WHERE id = 1")
+
+        task = asyncio.ensure_future(claim())
+        await asyncio.sleep(0.1)  # waiting for the other's lock
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        other.rollback()
+    async with pg.transaction() as tx:
+        await tx.execute("UPDATE jobs SET owner = 'next' WHERE id = 1")
+    assert await pg.fetch("SELECT owner FROM jobs") == [{"owner": "next"}]

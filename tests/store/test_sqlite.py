@@ -114,3 +114,32 @@ async def test_processes_writing_one_file_lose_nothing(tmp_path: Path, anyio_bac
         )
     finally:
         await store.close()
+
+
+async def test_cancelled_while_waiting_for_the_write_lock(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    path = tmp_path / "locked.db"
+    store = await open_store(f"sqlite:///{path}")
+    await store.execute("CREATE TABLE t (n BIGINT)")
+    other = sqlite3.connect(path, isolation_level=None)  # another process's writer, say
+    other.execute("BEGIN IMMEDIATE")
+    try:
+
+        async def write() -> None:
+            async with store.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (1)")
+
+        task = asyncio.ensure_future(write())
+        await asyncio.sleep(0.1)  # its BEGIN IMMEDIATE now waits for the other writer
+        task.cancel()
+        other.execute("ROLLBACK")  # the BEGIN goes through, after the task was cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Nothing left open on the store's connection: the next transaction starts.
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (2)")
+        assert await store.fetch("SELECT n FROM t") == [{"n": 2}]
+    finally:
+        other.close()
+        await store.close()

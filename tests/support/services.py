@@ -67,9 +67,16 @@ class PostgresServer:
         self.port = free_port()
         self.bin_dir = postgres_bin_dir()
         self.user = _service_user()
-        self.root = Path(tempfile.mkdtemp(prefix="anthropic-router-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="anthropic-router-pg-", dir=self._parent()))
         self._process: subprocess.Popen[bytes] | None = None
         self._names = itertools.count(1)
+
+    def _parent(self) -> str | None:
+        """The temporary directory, unless the `postgres` user could not enter it."""
+        parent = tempfile.gettempdir()
+        if self.user is not None and not os.stat(parent).st_mode & 0o001:
+            return "/tmp"
+        return parent
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

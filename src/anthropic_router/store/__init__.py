@@ -13,7 +13,7 @@ SQL is written once with `?` placeholders (see base.py for the portable subset);
 from __future__ import annotations
 
 from anthropic_router.store.base import IntegrityError, Store, StoreError, Tx, redact_url
-from anthropic_router.store.migrations import migrate
+from anthropic_router.store.migrate import migrate
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")

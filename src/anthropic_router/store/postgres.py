@@ -36,6 +36,9 @@ from anthropic_router.store.base import (
 Row = dict[str, Any]
 Conn = psycopg.AsyncConnection[Row]
 T = TypeVar("T")
+# Seconds a call waits for a free pooled connection (all busy, or the database down and the
+# pool reconnecting) before it fails with StoreError.
+POOL_WAIT = 10.0
 
 
 def _is_read(sql: str) -> bool:
@@ -159,7 +162,7 @@ class PostgresStore:
             min_size=1,
             max_size=pool_size,
             open=False,
-            timeout=max(connect_timeout, 30.0),
+            timeout=max(connect_timeout, POOL_WAIT),
             name="anthropic-router-store",
         )
         try:

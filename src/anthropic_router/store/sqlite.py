@@ -194,7 +194,12 @@ class SQLiteStore:
     async def transaction(self) -> AsyncIterator[Tx]:
         refuse_inside_tx(self)
         async with self._lock:
-            await self._writer.run(_execute("BEGIN IMMEDIATE", ()))
+            try:
+                await self._writer.run(_execute("BEGIN IMMEDIATE", ()))
+            except BaseException:
+                # Cancelled while BEGIN ran on the thread: it may have begun all the same.
+                await asyncio.shield(self._rollback_if_open())
+                raise
             token = enter_tx(self)
             try:
                 yield SQLiteTx(self._writer)
