@@ -9,7 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from anthropic_router.cache.key import cache_key, cache_mode, route_fingerprint, uncacheable
+from anthropic_router.cache.key import (
+    cache_key,
+    cache_mode,
+    route_fingerprint,
+    uncacheable,
+    upstream_headers,
+)
 from anthropic_router.config import Settings
 from anthropic_router.routing import Router
 
@@ -108,6 +114,20 @@ def test_beta_header_order_keeps_the_key_and_its_content_changes_it() -> None:
     assert key(BASE, {**HEADERS, "anthropic-beta": "b-2025, a-2025"}) == key(BASE)
     assert key(BASE, {**HEADERS, "anthropic-beta": "a-2025"}) != key(BASE)
     assert key(BASE, {"anthropic-version": "2023-06-01"}) != key(BASE)
+
+
+def test_client_headers_count_only_where_they_reach_the_upstream() -> None:
+    translated = ROUTER.resolve("claude-sonnet-4-5")
+    assert upstream_headers(translated, HEADERS) == {}  # OpenRouter never sees them
+    native = Router(
+        Settings(
+            _env_file=None,
+            databricks_host="adb-1.2.azuredatabricks.net",
+            databricks_pat="dapi-test-key-0000",
+        )
+    ).resolve("claude-sonnet-4-5")
+    assert native.targets[0].wire == "anthropic"
+    assert upstream_headers(native, HEADERS) == HEADERS
 
 
 def test_another_client_key_gets_another_key() -> None:

@@ -2,8 +2,9 @@
 
 The key is a hash of everything that decides the upstream's answer once the request is
 routed: every target (backend, upstream model, wire, the options that shape its body), the
-request fields, the beta/version headers an Anthropic upstream sees, and the client key's
-id (one tenant never gets another's answers). Left out: `stream` (a hit answers in either
+request fields, the beta/version headers when an Anthropic-speaking upstream sees them (a
+translated request never carries them), and the client key's id (one tenant never gets
+another's answers). Left out: `stream` (a hit answers in either
 mode), `metadata` (Claude Code's per-session user id), and everything that is only
 spelling: JSON key order, whitespace, header order.
 """
@@ -41,6 +42,14 @@ def route_fingerprint(route: Route) -> bytes:
     sets are sorted so that every process, whatever its hash seed, spells them alike)."""
     targets = [[t.backend, t.upstream_model, t.wire, t.options] for t in route.targets]
     return orjson.dumps(targets, default=_plain, option=orjson.OPT_SORT_KEYS)
+
+
+def upstream_headers(route: Route, client_headers: Mapping[str, str]) -> Mapping[str, str]:
+    """The client headers that can reach the upstream: `anthropic-version`/`-beta` go only
+    to targets that take the Anthropic request untranslated (relay.py)."""
+    if any(target.wire == "anthropic" for target in route.targets):
+        return client_headers
+    return {}
 
 
 def cache_key(

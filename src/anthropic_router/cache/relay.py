@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from anthropic_router.cache.entry import ID_SLOT, Entry, make_entry
-from anthropic_router.cache.key import cache_key, route_fingerprint, uncacheable
+from anthropic_router.cache.key import cache_key, route_fingerprint, uncacheable, upstream_headers
 from anthropic_router.cache.stores import CacheStore
 from anthropic_router.convert.ids import new_message_id
 from anthropic_router.convert.replay import MessageAccumulator, replay_events
@@ -104,7 +104,8 @@ class ResponseCache:
                 self._fingerprints.clear()
             known = (route, route_fingerprint(route))
             self._fingerprints[id(route)] = known
-        return cache_key(call.request, known[1], call.client_headers, call.record.client_key_id)
+        headers = upstream_headers(route, call.client_headers)
+        return cache_key(call.request, known[1], headers, call.record.client_key_id)
 
     # -- hits ----------------------------------------------------------------------------
 
