@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import signal
+import threading
 from typing import Any
 
 from anthropic_router import __version__
@@ -20,6 +22,7 @@ from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     JSON_TYPE,
     SSE_HEADERS,
+    BodyBudget,
     ClientDisconnected,
     Receive,
     Scope,
@@ -41,8 +44,10 @@ from anthropic_router.observability import (
 from anthropic_router.rediskv import KVUnavailable, RedisKV, open_redis
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.servers import detect_local
+from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.store import Store, StoreError, open_store
-from anthropic_router.tokens import count_tokens
+from anthropic_router.tokens import count_tokens, preload_tokenizers
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -63,10 +68,13 @@ class App:
         self._metrics: Any = None
         self.store: Store | None = None
         self.redis: RedisKV | None = None
+        self.body_budget = BodyBudget(settings.max_inflight_body_bytes)
+        self.drain = StreamDrain()
         if settings.metrics_enable:
             from anthropic_router import metrics
 
             self._metrics = metrics
+            metrics.set_known_models(self.router.configured_models())
             metrics.set_info(
                 __version__,
                 settings.backend.value,
@@ -81,6 +89,8 @@ class App:
             from anthropic_router import cache
 
             self.relay = self._cache = cache.wrap(self.relay, settings, metrics=self._metrics)
+        if settings.local_side_calls:  # answered before the cache: nothing worth keeping
+            self.relay = SideCallRelay(self.relay)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -99,6 +109,11 @@ class App:
                     return
                 for provider in self.router.providers():
                     provider.open()
+                self._watch_for_shutdown()
+                self._preload = asyncio.get_running_loop().run_in_executor(
+                    None, preload_tokenizers, self.router.configured_models()
+                )
+                await detect_local(self.router, self.settings.openai_compatible_detect_timeout)
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -141,6 +156,28 @@ class App:
         if self.redis is not None:
             await self.redis.close()
             self.redis = None
+
+    def _watch_for_shutdown(self) -> None:
+        """On SIGTERM/SIGINT (after uvicorn's own handler, which stops accepting), close the
+        streams still open just before SHUTDOWN_GRACE_SECONDS runs out, with an error event
+        the client can act on, instead of letting uvicorn cut them mid-body."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # an embedded app: whoever runs the loop owns the signals
+        loop = asyncio.get_running_loop()
+        grace = max(self.settings.shutdown_grace_seconds - 0.25, 0.0)
+
+        def begin_drain() -> None:
+            loop.call_later(grace, self.drain.close_all)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+
+            def handler(number: int, frame: Any, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(begin_drain)
+                if callable(previous):
+                    previous(number, frame)
+
+            signal.signal(signum, handler)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(new_request_id(), scope["method"], scope["path"])
@@ -217,11 +254,13 @@ class App:
         self, send: Send, method: str, path: str, headers: list[tuple[bytes, bytes]]
     ) -> None:
         ok = path != "/ready" or (self.ready and all(p.is_open for p in self.router.providers()))
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if ok else "starting",
             "service": "anthropic-router",
             "version": __version__,
         }
+        if path == "/ready" and (local := self.router.local_profiles()):
+            body["local_servers"] = local  # which profile each local route uses, and why
         if method == "HEAD":
             await send_bytes(send, 200 if ok else 503, b"", headers)
         else:
@@ -247,7 +286,11 @@ class App:
         return presented
 
     async def _read_request(self, receive: Receive, exchange: Exchange, **checks: Any) -> Any:
-        body = parse_json(await read_body(receive, self.settings.max_request_body))
+        raw = await read_body(receive, self.settings.max_request_body, self.body_budget)
+        try:
+            body = parse_json(raw)
+        finally:
+            self.body_budget.give(len(raw))  # parsed (or refused): the raw bytes are done
         exchange.mark("read")
         if self.settings.log_bodies:
             fields = {"request_id": exchange.request_id, "body": body_for_log(body)}
@@ -297,7 +340,7 @@ class App:
             receive, exchange, interleaved_thinking="interleaved-thinking" in betas
         )
         _refuse_thread_continuation(request)
-        route = self.router.resolve(request["model"])
+        route = self.router.route(request)  # task rules first (rules.py), then the model
         exchange.client_model, exchange.route_reason = route.client_model, route.reason
         exchange.stream = bool(request.get("stream"))
         call = Call(
@@ -319,7 +362,35 @@ class App:
 
     async def _answer(self, call: Call, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
         reply = await self.relay.run(call)
-        await send_reply(send, reply, headers, call.record, self.settings.stream_ping_interval)
+        ping = self.settings.stream_ping_interval
+        await send_reply(send, reply, headers, call.record, ping, self.drain)
+
+
+class StreamDrain:
+    """The streams being sent; at shutdown each is ended with an `overloaded_error` event
+    (clients retry it) rather than cut."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False
+
+    def close_all(self) -> None:
+        self.closing = True
+        for task in list(self.tasks):
+            task.cancel()
+
+
+SHUTDOWN_EVENT = encode_events(
+    [
+        {
+            "type": "error",
+            "error": {
+                "type": "overloaded_error",
+                "message": "anthropic-router is shutting down; retry the request",
+            },
+        }
+    ]
+)
 
 
 async def send_reply(
@@ -328,6 +399,7 @@ async def send_reply(
     headers: list[tuple[bytes, bytes]],
     record: Exchange,
     ping_interval: float,
+    drain: StreamDrain | None = None,
 ) -> None:
     """A relay's reply as HTTP: the Message as JSON, or its events as SSE with `ping`
     frames while the upstream is silent (long reasoning, queued providers), so idle
@@ -345,13 +417,31 @@ async def send_reply(
     await send({"type": "http.response.start", "status": 200, "headers": start})
     pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     events = reply.events
+    task = asyncio.current_task()
+    if drain is not None and task is not None:
+        drain.tasks.add(task)
+    open_block: int | None = None  # for the drain: a block must close before the error
     try:
         async for batch in events:
             await send(
                 {"type": "http.response.body", "body": encode_events(batch), "more_body": True}
             )
+            open_block = _open_block(batch, open_block)
+    except asyncio.CancelledError:
+        if drain is None or not drain.closing or task is None:
+            raise
+        task.uncancel()  # our own shutdown drain, not the client going away
+        record.error_type = "overloaded_error"
+        record.error_message = "closed at shutdown"
+        closing = b""
+        if open_block is not None:
+            closing = encode_events([{"type": "content_block_stop", "index": open_block}])
+        body = closing + SHUTDOWN_EVENT
+        await send({"type": "http.response.body", "body": body, "more_body": True})
     finally:
         pinger.cancel()
+        if drain is not None and task is not None:
+            drain.tasks.discard(task)
         await events.aclose()
     await send({"type": "http.response.body", "body": b""})
 
@@ -366,6 +456,17 @@ async def _send_encoded(send: Send, reply: Reply, headers: list[tuple[bytes, byt
     await send({"type": "http.response.start", "status": 200, "headers": start})
     await send({"type": "http.response.body", "body": reply.encoded, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+def _open_block(batch: list[dict[str, Any]], open_block: int | None) -> int | None:
+    """The index of the block left open after `batch` (the last start or stop decides)."""
+    for event in reversed(batch):
+        kind = event["type"]
+        if kind == "content_block_start":
+            return int(event["index"])
+        if kind == "content_block_stop":
+            return None
+    return open_block
 
 
 async def _keep_alive(send: Send, interval: float) -> None:

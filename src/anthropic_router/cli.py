@@ -1,13 +1,15 @@
-"""`anthropic-router serve` and `anthropic-router check-config`."""
+"""`anthropic-router serve`, `check-config`, and the launcher: `code`, `env`, `status`, `stop`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
 from typing import Any
@@ -17,7 +19,7 @@ from pydantic import ValidationError
 from anthropic_router import __version__
 from anthropic_router.config import Settings
 from anthropic_router.errors import ConfigError
-from anthropic_router.routing import Router
+from anthropic_router.routing import TIER_SAMPLES, Router
 
 
 def _settings() -> tuple[Settings, Router] | None:
@@ -72,6 +74,9 @@ def _serve(args: argparse.Namespace) -> int:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="anthropic-router-")
     else:
         app = App(settings, loaded[1])  # one process: reuse the router built to check it
+    # uvicorn re-raises the signal it handled once shutdown is complete, with the handler it
+    # found installed: a no-op one makes a clean stop exit 0 rather than -15.
+    signal.signal(signal.SIGTERM, _after_clean_shutdown)
     uvicorn.run(
         app,
         factory=settings.workers > 1,
@@ -89,11 +94,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _after_clean_shutdown(signum: int, frame: Any) -> None:
+    """Installed before uvicorn runs; called only by uvicorn's re-raise at the very end."""
+
+
 def _check_config(_: argparse.Namespace) -> int:
     loaded = _settings()
     if loaded is None:
         return 2
     settings, router = loaded
+    local = _local_servers(settings, router)  # first: the profiles below depend on it
     view = settings.public_view()
     view["model_mapping"] = {
         name: router.resolve(name).upstream_model
@@ -101,13 +111,16 @@ def _check_config(_: argparse.Namespace) -> int:
     }
     view["routes"] = {
         name: [f"{t.backend}:{t.upstream_model} ({t.wire})" for t in router.resolve(name).targets]
-        for name in [*router.aliases, "claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-8"]
+        for name in [*router.aliases, *TIER_SAMPLES]
     }
     view["profiles"] = {
         target.upstream_model: _profile_view(target.options.capabilities)
         for name in view["routes"]
         for target in router.resolve(name).targets
     }
+    view["decision_table"] = _decision_table(router)
+    if local:
+        view["local_servers"] = local
     view["response_cache"] = _response_cache_view(settings)
     view["warnings"] = settings.warnings()
     print(json.dumps(view, indent=2, sort_keys=True))
@@ -126,13 +139,63 @@ def _response_cache_view(settings: Settings) -> str:
     return f"on: {store}, TTL {settings.prompt_cache_ttl:g} s{only}"
 
 
+def _decision_table(router: Router) -> list[dict[str, Any]]:
+    """The routing file's `rules:` in evaluation order, each with its targets, then the
+    default (routes and tiers by model name)."""
+    rows: list[dict[str, Any]] = []
+    for rule in router.rules:
+        conditions = {n: list(v) if isinstance(v, tuple) else v for n, v in rule.conditions}
+        targets = router.for_rule(rule, "claude-opus-4-8").targets
+        use = [f"{t.backend}:{t.upstream_model} ({t.wire})" for t in targets]
+        rows.append({"rule": rule.name, "if": conditions, "use": use})
+    rows.append({"rule": "default", "if": "no rule matched", "use": "routes by model name"})
+    return rows
+
+
+def _local_servers(settings: Settings, router: Router) -> list[dict[str, str]]:
+    """Which profile each local route uses and why, detecting the server as `serve` would."""
+    if router.needs_detection:
+        from anthropic_router.servers import detect_local
+
+        async def probe() -> None:
+            try:
+                await detect_local(router, settings.openai_compatible_detect_timeout)
+            finally:
+                for provider in router.providers():
+                    await provider.aclose()
+
+        asyncio.run(probe())
+    return router.local_profiles()
+
+
 def _profile_view(caps: Any) -> dict[str, Any]:
     view = dataclasses.asdict(caps)
     view["rejected_params"] = sorted(view["rejected_params"])
+    view["tool_choice_forms"] = sorted(view["tool_choice_forms"])
     return view
 
 
+def _launcher(args: argparse.Namespace) -> int:
+    from anthropic_router import launcher
+
+    loaded = _settings()
+    if loaded is None:
+        return 2
+    settings = loaded[0]
+    if args.command == "code":
+        return launcher.code(settings, list(args.claude_args))
+    if args.command == "env":
+        sys.stdout.write(launcher.export_lines(settings, os.environ))
+        return 0
+    if args.command == "status":
+        return launcher.status(settings)
+    return launcher.stop(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["code"]:  # everything after `code` is Claude Code's, flags included
+        return _launcher(argparse.Namespace(command="code", claude_args=argv[1:]))
     parser = argparse.ArgumentParser(prog="anthropic-router", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=_serve)
     check = commands.add_parser("check-config", help="validate settings and print them")
     check.set_defaults(func=_check_config)
+    launch = {
+        "code": "start a background router if none answers, then run `claude [args...]` on it",
+        "env": 'print the shell exports for Claude Code: eval "$(anthropic-router env)"',
+        "status": "show the background router started by `code`",
+        "stop": "stop the background router started by `code`",
+    }
+    for name, text in launch.items():
+        commands.add_parser(name, help=text).set_defaults(func=_launcher)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

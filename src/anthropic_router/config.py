@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from anthropic_router.convert.profiles import server_name
 from anthropic_router.store import check_url, redact_url
 
 
@@ -89,6 +90,12 @@ class Settings(BaseSettings):
     # Any OpenAI chat-completions server (Ollama, vLLM, llama.cpp, LM Studio).
     openai_compatible_base_url: str | None = None
     openai_compatible_api_key: SecretStr | None = None
+    # Which server that is, for its capability profile: auto (detected at start-up from
+    # /v1/models and version endpoints), generic, llama.cpp, llama-cpp-python, vllm, ollama,
+    # lmstudio. A routing-file entry's `server:` wins for that route.
+    openai_compatible_server: str = "auto"
+    # Seconds each start-up detection probe may take (an unreachable server: generic profile).
+    openai_compatible_detect_timeout: float = Field(3.0, gt=0)
 
     # Tiers: empty means the backend's default (DEFAULT_MODELS); SMALL falls back to BIG.
     big_model: str = ""
@@ -129,6 +136,8 @@ class Settings(BaseSettings):
     stream_ping_interval: float = Field(15.0, gt=0)
     upstream_max_retries: int = Field(2, ge=0, le=10)
     max_request_body: int = Field(32 * 1024 * 1024, gt=0)
+    # All request bodies being read at once, per process (docs/09: the memory formula).
+    max_inflight_body_bytes: int = Field(256 * 1024 * 1024, gt=0)
 
     proxy_api_key: SecretStr | None = None
     # Opt-in: send each client's own key upstream as its OpenRouter key (then PROXY_API_KEY
@@ -143,6 +152,8 @@ class Settings(BaseSettings):
     # Opt-in: log request bodies, truncated, with secret-looking fields and values masked.
     log_bodies: bool = False
     metrics_enable: bool = True
+    # Answer Claude Code's `max_tokens: 1` probes locally instead of calling the upstream.
+    local_side_calls: bool = False
 
     # The response cache (cache/, docs/16-caching.md); not Anthropic prompt caching. Off
     # unless PROMPT_CACHE_ENABLE or PROMPT_CACHING_ENABLE (the seed's two names) says true;
@@ -155,6 +166,7 @@ class Settings(BaseSettings):
     prompt_cache_only_deterministic: bool = False
     prompt_cache_wait_timeout: float = Field(60.0, ge=0)
     prompt_cache_namespace: str = Field("response-cache", min_length=1)
+
     # The durable store (store/): SQLite file relative to the working directory by default;
     # postgresql://... when several instances share it. Pool and timeout apply to PostgreSQL.
     database_url: str = "sqlite:///anthropic-router.db"
@@ -220,6 +232,11 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("expected redis://HOST:PORT/DB, rediss://... or unix://PATH")
         return value.strip()
+
+    @field_validator("openai_compatible_server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        return "auto" if value.strip().lower() == "auto" else server_name(value)
 
     @field_validator("databricks_host")
     @classmethod

@@ -33,20 +33,53 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
+class BodyBudget:
+    """The bytes of request bodies held at once, across all requests of a process
+    (MAX_INFLIGHT_BODY_BYTES): past it new bytes are refused with a 529, which clients retry,
+    instead of MAX_CONCURRENT_REQUESTS x MAX_REQUEST_BODY exhausting the machine's memory."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        if self.used + size > self.limit:
+            raise ApiError(
+                "overloaded_error",
+                "the router is reading too many large request bodies at once; retry shortly",
+                retry_after="1",
+            )
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
+async def read_body(receive: Receive, limit: int, budget: BodyBudget | None = None) -> bytes:
+    """The whole body, at most `limit` bytes; with a `budget`, its bytes are taken from it
+    as they arrive, and the caller gives back `len(body)` when done with it."""
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ApiError("request_too_large", f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            if size + len(chunk) > limit:
+                raise ApiError("request_too_large", f"request body exceeds {limit} bytes")
+            if budget is not None:
+                budget.take(len(chunk))
+            size += len(chunk)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+    except BaseException:
+        if budget is not None:
+            budget.give(size)
+        raise
 
 
 def parse_json(body: bytes) -> Any:

@@ -62,6 +62,12 @@ TOKENS = Counter(
     "Tokens by upstream model and kind (input, output, cache_read, cache_creation).",
     ["upstream_model", "kind"],
 )
+ESTIMATED_TOKENS = Counter(
+    "anthropic_router_estimated_tokens_total",
+    "The part of anthropic_router_tokens_total the router counted itself because the upstream"
+    " reported no usage (local servers), by upstream model and kind (input, output).",
+    ["upstream_model", "kind"],
+)
 COST = Counter(
     "anthropic_router_cost_usd_total",
     "Upstream cost in USD, where the upstream reports it (OpenRouter usage.cost).",
@@ -107,13 +113,79 @@ _USAGE_KINDS = (
 )
 
 
+# Label values come from fixed sets, never from what a client sent: a client choosing paths
+# or model names must not be able to grow the number of series (memory) without bound.
+ROUTE_TEMPLATES = (
+    ("/v1/messages/count_tokens", "/v1/messages/count_tokens"),
+    ("/v1/messages/batches/*/results", "/v1/messages/batches/{id}/results"),
+    ("/v1/messages/batches/*/cancel", "/v1/messages/batches/{id}/cancel"),
+    ("/v1/messages/batches/*", "/v1/messages/batches/{id}"),
+    ("/v1/messages/batches", "/v1/messages/batches"),
+    ("/v1/messages", "/v1/messages"),
+    ("/v1/models/*", "/v1/models/{id}"),
+    ("/v1/models", "/v1/models"),
+    ("/v1/organizations/usage_report/messages", "/v1/organizations/usage_report/messages"),
+    ("/v1/organizations/cost_report", "/v1/organizations/cost_report"),
+)
+OTHER = "other"
+ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error", "authentication_error", "billing_error", "permission_error",
+        "not_found_error", "request_too_large", "rate_limit_error", "api_error",
+        "timeout_error", "overloaded_error",
+    }
+)  # fmt: skip
+_known_models: frozenset[str] = frozenset()
+_known_statuses = frozenset(
+    {"0", "200", "400", "401", "402", "403", "404", "405", "408", "409", "413", "429", "499"}
+    | {"500", "502", "503", "504", "529"}
+)
+_TIERS = {"haiku": "tier:small", "sonnet": "tier:middle", "default": "tier:big"}
+
+
+def set_known_models(names: set[str]) -> None:
+    """The configured model names (routes, tiers, targets): the only model label values."""
+    global _known_models
+    _known_models = frozenset(names)
+
+
+def route_label(path: str) -> str:
+    """The route template a path matches (`/prefix/v1/messages` counts as `/v1/messages`)."""
+    start = path.find("/v1/")
+    path = path[start:].rstrip("/") if start >= 0 else path
+    for pattern, template in ROUTE_TEMPLATES:
+        if path == pattern or ("*" in pattern and _matches(path, pattern)):
+            return template
+    return OTHER
+
+
+def _matches(path: str, pattern: str) -> bool:
+    parts, expected = path.split("/"), pattern.split("/")
+    return len(parts) == len(expected) and all(
+        (e == "*" and bool(p)) or p == e for p, e in zip(parts, expected, strict=True)
+    )
+
+
+def model_label(name: str | None, route_reason: str | None = None) -> str:
+    if not name:
+        return ""
+    if name in _known_models:
+        return name
+    reason = route_reason or ""
+    if reason.startswith("model map ("):
+        return reason[len("model map (") : -1] or OTHER  # the routing file's own pattern
+    return _TIERS.get(reason.split(" ", 1)[0], OTHER)
+
+
 def observe(record: dict[str, Any]) -> None:
     """Feed one finished exchange record (see `observability.Exchange.record`)."""
-    route = record.get("path", "")
-    upstream_model = record.get("upstream_model") or ""
+    route = route_label(record.get("path", ""))
+    upstream_model = _upstream_label(record.get("upstream_model"))
     backend = record.get("backend") or ""
     status = str(record.get("status", 0))
-    REQUESTS.labels(route, record.get("client_model") or "", upstream_model, backend, status).inc()
+    status = status if status in _known_statuses else OTHER
+    client_model = model_label(record.get("client_model"), record.get("route"))
+    REQUESTS.labels(route, client_model, upstream_model, backend, status).inc()
     timings: dict[str, float] = record.get("ms") or {}
     LATENCY.labels(route, str(record.get("stream", False)).lower()).observe(
         timings.get("total", 0.0) / 1000
@@ -124,7 +196,8 @@ def observe(record: dict[str, Any]) -> None:
     if "first_token" in timings:
         TTFT.labels(upstream_model).observe(timings["first_token"] / 1000)
     if record.get("error_type") and record.get("error_type") != "client_disconnected":
-        UPSTREAM_ERRORS.labels(backend, record["error_type"]).inc()
+        error_type = record["error_type"]
+        UPSTREAM_ERRORS.labels(backend, error_type if error_type in ERROR_TYPES else OTHER).inc()
     if record.get("retries"):
         RETRIES.labels(backend).inc(record["retries"])
     if record.get("fallback"):
@@ -134,13 +207,28 @@ def observe(record: dict[str, Any]) -> None:
         CACHE.labels(cache).inc()
         if cache == "hit":
             return  # no upstream call: its tokens and cost were counted when it was stored
-    _observe_usage(upstream_model, record.get("usage") or {}, record.get("cost_usd"))
+    _observe_usage(
+        upstream_model,
+        record.get("usage") or {},
+        record.get("cost_usd"),
+        bool(record.get("usage_estimated")),
+    )
 
 
-def _observe_usage(upstream_model: str, usage: dict[str, int], cost: float | None) -> None:
+def _upstream_label(name: str | None) -> str:
+    if not name:
+        return ""
+    return name if name in _known_models else OTHER
+
+
+def _observe_usage(
+    upstream_model: str, usage: dict[str, int], cost: float | None, estimated: bool = False
+) -> None:
     for key, kind in _USAGE_KINDS:
         if usage.get(key):
             TOKENS.labels(upstream_model, kind).inc(usage[key])
+            if estimated:
+                ESTIMATED_TOKENS.labels(upstream_model, kind).inc(usage[key])
     if cost:
         COST.labels(upstream_model).inc(cost)
 

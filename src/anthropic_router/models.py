@@ -1,20 +1,26 @@
-"""`GET /v1/models` in Anthropic's list shape, from the model map and the upstream's list."""
+"""`GET /v1/models` in Anthropic's list shape: the tier names, the routing file's named routes
+(in the form Claude Code's `/model` picker reads, `CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1`),
+then the upstream's own list."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from anthropic_router.errors import invalid_request, not_found
 from anthropic_router.providers.base import ChatProvider
-from anthropic_router.routing import Router
+from anthropic_router.routing import PICKER_PREFIX, Router
 
 JSON = dict[str, Any]
 
 # Claude Code and the SDKs use these family names; they resolve through the tier mapping.
 TIER_ALIASES = ("claude-opus-4-8", "claude-sonnet-5", "claude-sonnet-4-5", "claude-haiku-4-5")
 
+# Claude Code's gateway discovery keeps only ids matching this; other route names are listed
+# as `anthropic-router/<name>` (the router resolves that back to the route).
+_PICKER_NAMES = re.compile(r"claude|anthropic", re.IGNORECASE)
 _CACHE_SECONDS = 600.0
 _cache: dict[int, tuple[float, list[JSON]]] = {}
 
@@ -28,16 +34,29 @@ async def _all_models(router: Router, provider: ChatProvider) -> list[JSON]:
     models: list[JSON] = []
     seen: set[str] = set()
     aliases = [name for name in router.aliases if not any(c in name for c in "*?[")]
-    for name in [*TIER_ALIASES, *aliases]:
-        route = router.resolve(name)
-        models.append(_model(name, f"{name} -> {route.upstream_model}", None))
+    for name in TIER_ALIASES:
+        models.append(_listed(router, name, f"{name} -> {router.resolve(name).upstream_model}"))
         seen.add(name)
+    for name in aliases:
+        listed = name if _PICKER_NAMES.search(name) else PICKER_PREFIX + name
+        models.append(_listed(router, listed, name))
+        seen.add(listed)
     for upstream in cached[1]:
         model_id = upstream["id"]
         if model_id not in seen:
             seen.add(model_id)
             models.append(_model(model_id, str(upstream.get("name") or model_id), upstream))
     return models
+
+
+def _listed(router: Router, model_id: str, display: str) -> JSON:
+    """A name of ours, with a `description` naming its targets: Claude Code's /model picker
+    shows `display_name` and `description` (cut at 100 characters)."""
+    targets = router.resolve(model_id).targets
+    description = f"anthropic-router: {targets[0].backend}:{targets[0].upstream_model}"
+    if len(targets) > 1:
+        description += f" (+{len(targets) - 1} fallback{'s' if len(targets) > 2 else ''})"
+    return {**_model(model_id, display, None), "description": description}
 
 
 def _model(model_id: str, display: str, upstream: JSON | None) -> JSON:

@@ -35,12 +35,14 @@ class Exchange:
     client_model: str | None = None
     upstream_model: str | None = None
     route_reason: str | None = None
+    rule: str | None = None  # the routing file's `rules:` entry that matched
     backend: str | None = None
     stream: bool = False
     error_type: str | None = None
     error_message: str | None = None
     stop_reason: str | None = None
     usage: dict[str, int] | None = None
+    usage_estimated: bool = False  # the upstream sent no usage: `usage` is the router's count
     retries: int = 0
     client_key_id: str | None = None
     cost_usd: float | None = None
@@ -64,12 +66,14 @@ class Exchange:
             "client_model": self.client_model,
             "upstream_model": self.upstream_model,
             "route": self.route_reason,
+            "rule": self.rule,
             "backend": self.backend,
             "stream": self.stream,
             "error_type": self.error_type,
             "error": self.error_message,
             "stop_reason": self.stop_reason,
             "usage": self.usage,
+            "usage_estimated": self.usage_estimated or None,
             "retries": self.retries,
             "client_key_id": self.client_key_id,
             "cost_usd": self.cost_usd,

@@ -18,12 +18,15 @@ import dataclasses
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from anthropic_router.config import Settings
-from anthropic_router.convert.common import anthropic_usage
+from anthropic_router.convert.common import anthropic_usage, has_usage
 from anthropic_router.convert.passthrough import (
     AnthropicRelay,
     passthrough_message,
@@ -35,11 +38,10 @@ from anthropic_router.convert.sse import SSEDecoder
 from anthropic_router.convert.stream import StreamTranslator, message_events
 from anthropic_router.errors import ApiError
 from anthropic_router.observability import Exchange
-from anthropic_router.providers.base import UpstreamStream
-from anthropic_router.providers.openai_chat import JsonAsStream
+from anthropic_router.providers.base import JsonAsStream, UpstreamStream
 from anthropic_router.providers.retry import with_retries
 from anthropic_router.routing import Route, Target
-from anthropic_router.tokens import estimate_input_tokens
+from anthropic_router.tokens import estimate_input_tokens, estimate_usage
 
 log = logging.getLogger("anthropic_router")
 
@@ -48,6 +50,7 @@ Header = tuple[bytes, bytes]
 Events = AsyncGenerator[list[JSON], None]
 
 DROPPED_HEADER = b"x-anthropic-router-dropped"
+ROUTE_HEADER = b"x-anthropic-router-route"  # the routing file's rule that chose the route
 
 
 @dataclass(slots=True)
@@ -183,9 +186,8 @@ class _Attempt:
         conversion = to_openai_request(dict(request), target.options)
         report = conversion.report
         dropped = report.dropped_names
-        unsupported = getattr(target.provider, "unsupported", None)  # LiteLLM's drop_params
-        if unsupported is not None:
-            dropped += [name for name in unsupported(conversion.body) if name not in dropped]
+        # What the provider itself will not send (LiteLLM's drop_params).
+        dropped += [n for n in target.provider.unsupported(conversion.body) if n not in dropped]
         return _Prepared(conversion.body, dropped, report.notes, conversion.tool_names)
 
     def _fell_back(self, target: Target, error: ApiError) -> None:
@@ -202,9 +204,11 @@ class _Attempt:
         if prepared.notes:
             fields = {"request_id": record.request_id, "notes": prepared.notes}
             log.warning("conversion degraded", extra={"fields": fields})
+        record.rule = self.call.route.rule
         served = [
             (b"x-anthropic-router-upstream-model", header_value(target.upstream_model)),
             (b"x-anthropic-router-backend", target.backend.encode()),
+            (ROUTE_HEADER, header_value(record.rule or "default")),
         ]
         if record.dropped:
             served.append((DROPPED_HEADER, header_value(",".join(record.dropped))))
@@ -230,7 +234,7 @@ class _Attempt:
             ) from None
 
     def _extra_headers(self, target: Target) -> dict[str, str]:
-        headers = {"x-request-id": self.record.request_id}
+        headers = {"x-request-id": _upstream_request_id(self.record.request_id, target)}
         if self._forwards_client_key(target):
             # FORWARD_CLIENT_KEY: a client's key is its OpenRouter key, for OpenRouter only;
             # other backends (and fallbacks to them) use their own configured credentials.
@@ -244,10 +248,23 @@ class _Attempt:
         completion = await self._retrying(lambda: provider.complete(body, extra))
         self.record.mark("upstream")
         message = self._message(target, prepared, completion)
+        self._estimate_missing(target, completion, message)
         self.record.stop_reason = message["stop_reason"]
         self.record.usage = message["usage"]
         self.record.cost_usd = _cost(completion.get("usage"))
         return Reply(self._served(target, prepared), message=message)
+
+    def _estimate_missing(self, target: Target, completion: Any, message: JSON) -> None:
+        """An answer without usage (some local servers) gets the offline estimate, marked as
+        one in the record and metrics, so context meters and ledgers do not read zero."""
+        if target.wire == "anthropic" or has_usage(completion.get("usage")):
+            return
+        usage = self._estimate(target, _output_text(message))
+        message["usage"] = {**message["usage"], **anthropic_usage(usage)}
+        self.record.usage_estimated = True
+
+    def _estimate(self, target: Target, output_text: str) -> JSON:
+        return estimate_usage(self.call.request, target.upstream_model, output_text)
 
     def _message(self, target: Target, prepared: _Prepared, completion: Any) -> JSON:
         if target.wire == "anthropic":
@@ -265,9 +282,10 @@ class _Attempt:
             upstream = await self._retrying(lambda: provider.open_stream(body, extra))
         except JsonAsStream as answer:
             message = self._message(target, prepared, answer.completion)
+            self._estimate_missing(target, answer.completion, message)
             self.record.stop_reason = message["stop_reason"]
             self.record.usage = message["usage"]
-            return Reply(self._served(target, prepared), events=_one_batch(message_events(message)))
+            return Reply(self._served(target, prepared), events=one_batch(message_events(message)))
         self.record.mark("upstream_headers")
         translator: Any
         if target.wire == "anthropic":
@@ -278,6 +296,7 @@ class _Attempt:
                 tool_names=prepared.tool_names,
                 stop_sequences=self.stop_sequences,
                 input_tokens=estimate_input_tokens(self.call.request),
+                estimate=lambda text: self._estimate(target, text),
             )
         served = self._served(target, prepared)
         return Reply(served, events=self._events(upstream, translator))
@@ -341,9 +360,36 @@ class _Attempt:
         elif translator.usage is not None:
             record.usage = anthropic_usage(translator.usage)
             record.cost_usd = _cost(translator.usage)
+            record.usage_estimated = translator.usage_estimated
 
 
-async def _one_batch(events: list[JSON]) -> Events:
+def _upstream_request_id(request_id: str, target: Target) -> str:
+    """The request id in the upstream's format: `req_<24 hex>`, or for servers that only
+    take UUIDs the same digits as one (zero-padded), so logs still line up."""
+    if target.options.capabilities.request_id_format != "uuid":
+        return request_id
+    digits = request_id.removeprefix("req_")
+    try:
+        return str(uuid.UUID(digits.ljust(32, "0")[:32]))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, request_id))
+
+
+def _output_text(message: JSON) -> str:
+    """What the model wrote, as the stream estimate sees it: text, thinking, tool input."""
+    parts: list[str] = []
+    for block in message.get("content") or []:
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(block.get("text") or "")
+        elif kind == "thinking":
+            parts.append(block.get("thinking") or "")
+        elif kind == "tool_use":
+            parts.append(orjson.dumps(block.get("input") or {}).decode())
+    return "".join(parts)
+
+
+async def one_batch(events: list[JSON]) -> Events:
     yield events
 
 

@@ -4,6 +4,7 @@ OpenRouter-like primary and an OpenAI-compatible secondary), driven by the SDK."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,9 +62,18 @@ def sdk(fallback_router: RouterProcess, secondary: FakeUpstream) -> Iterator[ant
         yield client
 
 
-def _exchanges(router: RouterProcess) -> list[dict]:
-    lines = [json.loads(line) for line in router.logs().splitlines() if line.startswith("{")]
-    return [line for line in lines if line.get("event") == "exchange"]
+def _exchanges(router: RouterProcess, request_id: str | None = None) -> list[dict]:
+    """The exchange records so far; with `request_id`, after waiting (up to 5 s) for that
+    exchange's own record, which is logged once the response has been sent."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(line) for line in router.logs().splitlines() if line.startswith("{")]
+        records = [line for line in lines if line.get("event") == "exchange"]
+        if request_id is None or any(r.get("request_id") == request_id for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no exchange record for {request_id}")
+        time.sleep(0.05)
 
 
 def test_retryable_failures_fall_through_the_targets_in_order(
@@ -86,7 +96,7 @@ def test_retryable_failures_fall_through_the_targets_in_order(
     assert [r.json["model"] for r in upstream.requests] == ["primary/model-a", "primary/model-b"]
     assert secondary.last.path == "/v1/chat/completions"
     assert secondary.last.json["model"] == "local-model"
-    record = _exchanges(fallback_router)[-1]
+    record = _exchanges(fallback_router, raw.headers["request-id"])[-1]
     assert record["backend"] == "openai_compatible" and record["upstream_model"] == "local-model"
     assert record["fallback"] == raw.headers["x-anthropic-router-fallback"]
 
@@ -121,7 +131,7 @@ def test_stream_falls_back_when_the_first_backend_is_unreachable(
         with client.messages.stream(model="claude-dead-1", max_tokens=20, messages=USER_HI) as s:
             final = s.get_final_message()
             headers = s.response.headers
-        record = _exchanges(router)[-1]
+        record = _exchanges(router, headers["request-id"])[-1]
     assert final.content[0].text == "rescued"
     assert headers["x-anthropic-router-backend"] == "openrouter"
     assert headers["x-anthropic-router-fallback"] == "openai_compatible:dead/model (api_error)"

@@ -104,8 +104,9 @@ def test_no_key_or_prompt_in_any_log(observed, upstream: FakeUpstream):
     )
     upstream.enqueue(replies.error(500, "upstream exploded"))
     httpx.post(f"{observed.url}/v1/messages", json=BODY, headers=AUTH)
-    httpx.post(f"{observed.url}/v1/messages", content=b"{broken", headers=AUTH)
-    logs = observed.logs()
+    last = httpx.post(f"{observed.url}/v1/messages", content=b"{broken", headers=AUTH)
+    # The record is logged after the response is sent: wait for it rather than race it.
+    logs = observed.wait_for_log(last.headers["request-id"])
     assert len(_records(logs)) >= 5
     for secret in (PLANTED_KEY, PLANTED_PROMPT, UPSTREAM_API_KEY):
         assert secret not in logs
@@ -137,7 +138,10 @@ def test_metrics_after_known_sequence(router_factory, upstream: FakeUpstream):
     samples = _samples(text)
     model = "anthropic/claude-haiku-4.5"
     requests = "anthropic_router_requests_total"
-    assert _total(samples, requests, path="", status="200") == 0
+    # Every series of the request counter carries the route template and a bounded model label.
+    labels = [dict(items) for name, items in samples if name == requests]
+    assert labels and all(set(label) >= {"route", "model", "upstream_model"} for label in labels)
+    assert {label["model"] for label in labels} == {"tier:small"}  # claude-haiku-4-5 -> SMALL
     assert _total(samples, requests, route="/v1/messages", status="200", upstream_model=model) == 2
     assert _total(samples, requests, route="/v1/messages", status="500") == 1
     assert _total(samples, "anthropic_router_retries_total", backend="openrouter") == 1
@@ -163,3 +167,39 @@ def test_ready_and_metrics_need_the_key_when_set(observed):
         f"{observed.url}/metrics", headers={"authorization": f"Bearer {PLANTED_KEY}"}
     )
     assert scraped.status_code == 200 and "anthropic_router_info" in scraped.text
+
+
+def _series(router) -> int:
+    text = httpx.get(f"{router.url}/metrics").text
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+@pytest.mark.timeout(600)
+def test_client_chosen_paths_and_models_do_not_grow_the_series(router_factory, upstream):
+    """10,000 requests with random paths (with and without a key) and random model names:
+    labels come from fixed sets, so the number of series does not change."""
+    import random
+
+    router = router_factory(env={"PROXY_API_KEY": PLANTED_KEY, "UPSTREAM_MAX_RETRIES": "0"})
+    rng = random.Random(7)
+
+    def word() -> str:
+        return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=12))
+
+    with httpx.Client(base_url=router.url, timeout=10) as client:
+
+        def one_of_each(upstream_call: bool) -> None:
+            client.get(f"/v1/{word()}/{word()}", headers=AUTH)
+            client.get(f"/v1/{word()}")
+            client.get(f"/x/{word()}/v1/models/{word()}", headers=AUTH)
+            count = {**BODY, "model": f"claude-{word()}"}
+            client.post("/v1/messages/count_tokens", json=count, headers=AUTH)
+            body = {**BODY, "model": f"{word()}/{word()}"}
+            path = "/v1/messages" if upstream_call else "/v1/messages/count_tokens"
+            client.post(path, json=body, headers=AUTH)
+
+        one_of_each(upstream_call=True)  # every kind of series exists once
+        before = _series(router)
+        for round_ in range(2000):  # 10,000 requests, one in 20 to the upstream
+            one_of_each(upstream_call=round_ % 4 == 0)
+        assert _series(router) == before

@@ -319,6 +319,13 @@ def http(fuzz_router: RouterProcess) -> Iterator[httpx.Client]:
         yield client
 
 
+FUZZED: list[str] = []  # the paths the property sent, for the no-traceback check
+
+
+def path_of(request: Any) -> str:
+    return str(request[1])
+
+
 def _event(text: str) -> None:
     """Hypothesis statistics; the regression tests below call `check_answer` outside `@given`."""
     with contextlib.suppress(InvalidArgument):
@@ -364,6 +371,7 @@ def check_answer(path: str, response: httpx.Response) -> None:
 )
 @given(request=requests)
 def test_fuzzed_requests_get_anthropic_shaped_answers(http, upstream, request):
+    FUZZED.append(path_of(request))
     (kind, payload), path, content_type = request
     event(f"kind {kind}")
     headers = {"content-type": content_type} if content_type else {}
@@ -372,8 +380,14 @@ def test_fuzzed_requests_get_anthropic_shaped_answers(http, upstream, request):
     upstream.clear()  # keep the fake's record list small over long runs
 
 
-def test_fuzzing_left_no_traceback(fuzz_router):
-    """Runs after the property (file order): nothing the fuzzer sent crashed a handler."""
+def test_fuzzing_left_no_traceback(fuzz_router, http, upstream):
+    """Nothing the fuzzer sent crashed a handler. Runs after the property (file order); run
+    alone, it runs the property first, so it never passes on an idle router."""
+    if not FUZZED:
+        test_fuzzed_requests_get_anthropic_shaped_answers(http, upstream)
+    assert len(FUZZED) >= min(FUZZ_EXAMPLES, 100) // 2
+    exchanges = [line for line in fuzz_router.logs().splitlines() if '"event":"exchange"' in line]
+    assert len(exchanges) >= len(FUZZED) // 2  # the requests reached the handlers
     errors = log_errors(fuzz_router.logs())
     assert not errors, "\n".join(line[:2000] for line in errors[:5])
 

@@ -31,7 +31,8 @@ OPENROUTER_ONLY = frozenset(
 
 # Parameters LiteLLM's OpenRouter adapter (litellm 1.108.x) does not take: with the router's
 # `drop_params` they are removed by LiteLLM and reported by the router as `param:<name>`.
-LITELLM_UNSUPPORTED = frozenset({"user"})
+# Since LiteLLM sends `user` through extra_body for OpenRouter models, nothing is dropped.
+LITELLM_UNSUPPORTED: frozenset[str] = frozenset()
 
 Thinking = Literal["openrouter", "anthropic", "effort"]
 
@@ -178,6 +179,9 @@ OPENAI_COMPATIBLE = Backend(
         "PROXY_BACKEND": "OPENAI_COMPATIBLE",
         "OPENAI_COMPATIBLE_BASE_URL": "{upstream}/v1",
         "OPENAI_COMPATIBLE_API_KEY": OPENAI_COMPATIBLE_API_KEY,
+        # An unknown server, named so: start-up detection would add GETs to every test's
+        # upstream record (detection has its own tests: tests/test_local_servers.py).
+        "OPENAI_COMPATIBLE_SERVER": "generic",
         "BIG_MODEL": BIG_MODEL,
         "SMALL_MODEL": SMALL_MODEL,
     },

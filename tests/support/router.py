@@ -37,6 +37,8 @@ def router_env(upstream_url: str | None, overrides: EnvOverrides | None = None) 
     """A minimal environment: a few inherited variables, the test defaults, then `overrides`
     (a None value removes the variable). `src/` is put first on PYTHONPATH."""
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+    # Coverage of the server process itself (scripts/test.sh measures subprocesses too).
+    env.update({k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC_DIR), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"  # logs reach the files while the process runs
     env["OPENROUTER_API_KEY"] = UPSTREAM_API_KEY

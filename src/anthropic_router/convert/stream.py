@@ -9,6 +9,7 @@ time, `message_delta` held until usage has arrived, and nothing after `message_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 from anthropic_router.convert.common import (
     anthropic_usage,
     content_list_parts,
+    has_usage,
     matched_stop_sequence,
     reasoning_parts,
     stop_reason_for,
@@ -62,6 +64,12 @@ class StreamTranslator:
     dropped: list[str] = field(default_factory=list)
     usage: JSON | None = None
     stop_reason: str | None = None
+    # Called with the streamed output text when the upstream sent no usage (llama-cpp-python
+    # never does): returns OpenAI-style usage, and `usage_estimated` says so. Injected so
+    # conversion stays pure (the relay passes tokens.estimate_usage bound to the request).
+    estimate: Callable[[str], JSON] | None = None
+    usage_estimated: bool = False
+    _output: list[str] = field(default_factory=list)
     _started: bool = False
     _open: _Open | None = None
     _next_index: int = 0
@@ -160,6 +168,9 @@ class StreamTranslator:
             self.stop_reason = "stop_sequence"
         else:
             self.stop_reason = stop_reason_for(self._finish_reason, made_tool_calls=made_calls)
+        if self.estimate is not None and not has_usage(self.usage):
+            self.usage = self.estimate("".join(self._output))
+            self.usage_estimated = True
         events.append(
             {
                 "type": "message_delta",
@@ -219,6 +230,7 @@ class StreamTranslator:
             self._begin("text", {"type": "text", "text": ""}, None, events)
             opened = self._open
         assert opened is not None
+        self._output.append(text)
         delta = {"type": "text_delta", "text": text}
         events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
 
@@ -230,6 +242,7 @@ class StreamTranslator:
             return
         opened = self._thinking_block(part, events)
         if part["thinking"]:
+            self._output.append(part["thinking"])
             delta = {"type": "thinking_delta", "thinking": part["thinking"]}
             events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
         if part["signature"]:
@@ -333,8 +346,8 @@ class StreamTranslator:
                 self._tool_arguments(slot, fragment, events)
             self._close(events)
 
-    @staticmethod
-    def _json_delta(index: int, fragment: str, events: list[JSON]) -> None:
+    def _json_delta(self, index: int, fragment: str, events: list[JSON]) -> None:
+        self._output.append(fragment)
         delta = {"type": "input_json_delta", "partial_json": fragment}
         events.append({"type": "content_block_delta", "index": index, "delta": delta})
 

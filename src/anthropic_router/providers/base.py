@@ -16,8 +16,21 @@ class UpstreamStream(Protocol):
     async def aclose(self) -> None: ...
 
 
+class JsonAsStream(Exception):
+    """`open_stream` found that the upstream answered a stream request with one JSON
+    document: the relay replays `completion` as a stream."""
+
+    def __init__(self, completion: JSON) -> None:
+        super().__init__("upstream answered with JSON")
+        self.completion = completion
+
+
 class ChatProvider(Protocol):
     name: str
+
+    def unsupported(self, body: JSON) -> list[str]:
+        """Parameters of `body` this provider will not send (reported as dropped)."""
+        ...
 
     def open(self) -> None: ...
 

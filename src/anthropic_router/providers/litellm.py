@@ -39,6 +39,9 @@ _OPENROUTER_ONLY = frozenset(
 
 # Always handled by LiteLLM itself, whatever the provider.
 _ALWAYS_TAKEN = frozenset({"model", "messages", "stream", "stream_options"}) | _OPENROUTER_ONLY
+# OpenAI fields OpenRouter takes but LiteLLM's OpenRouter adapter does not list (it would drop
+# them): sent through `extra_body`, LiteLLM's pass-through of provider fields.
+_OPENROUTER_PASSED = frozenset({"user"})
 
 
 def load_litellm() -> Any:
@@ -101,7 +104,10 @@ class LiteLLMProvider:
             self._supported[str(body.get("model"))] = supported
         if not supported:
             return []  # unknown to LiteLLM: nothing to say
-        return [f"param:{name}" for name in body if name not in supported | _ALWAYS_TAKEN]
+        taken = supported | _ALWAYS_TAKEN
+        if str(body.get("model", "")).startswith("openrouter/"):
+            taken |= _OPENROUTER_PASSED
+        return [f"param:{name}" for name in body if name not in taken]
 
     def _supported_params(self, model: str) -> frozenset[str]:
         try:
@@ -137,6 +143,8 @@ class LiteLLMProvider:
             if name in _OPENROUTER_ONLY:
                 if openrouter:
                     extra[name] = value
+            elif openrouter and name in _OPENROUTER_PASSED:
+                extra[name] = value  # e.g. `user` (metadata.user_id), for OpenRouter's abuse checks
             else:
                 kwargs[name] = value
         if extra:

@@ -15,6 +15,7 @@ import orjson
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError
+from anthropic_router.providers.base import JsonAsStream
 from anthropic_router.providers.errors import error_from_response
 
 JSON = dict[str, Any]
@@ -39,14 +40,6 @@ class _Stream:
 
     async def aclose(self) -> None:
         self._response.close()
-
-
-class JsonAsStream(Exception):
-    """The upstream answered a stream request with one JSON document."""
-
-    def __init__(self, completion: JSON) -> None:
-        super().__init__("upstream answered with JSON")
-        self.completion = completion
 
 
 # Per-request auth headers (OAuth tokens that expire); static keys go in `headers`.
@@ -90,6 +83,8 @@ class OpenAIChatProvider:
         models_key: str = "data",
     ) -> None:
         self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.models_url = self.base_url + models_path
         self._chat_url = base_url.rstrip("/") + chat_path
         self._models_url = base_url.rstrip("/") + models_path
         self._endpoint = endpoint or (lambda body: (self._chat_url, body))
@@ -148,6 +143,9 @@ class OpenAIChatProvider:
             raise JsonAsStream(completion)
         return _Stream(response, self._idle_timeout)
 
+    def unsupported(self, body: JSON) -> list[str]:
+        return []  # sends the body as converted; the conversion reports what it dropped
+
     async def list_models(self) -> list[JSON]:
         try:
             headers = {**self._headers, **(await self.auth(self.session) if self.auth else {})}
@@ -165,6 +163,18 @@ class OpenAIChatProvider:
             if isinstance(model, dict) and isinstance(model.get("id"), str):
                 found.append(model)
         return found
+
+    async def get_json(self, url: str) -> Any:
+        """GET `url` with this upstream's headers: the JSON body of a 200, else None (for
+        start-up probes, which must never fail start-up)."""
+        try:
+            headers = {**self._headers, **(await self.auth(self.session) if self.auth else {})}
+            async with self.session.get(url, headers=headers) as response:
+                if response.status != 200:
+                    return None
+                return orjson.loads(await _read(response, self._idle_timeout))
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ApiError):
+            return None
 
     async def aclose(self) -> None:
         if self._session is not None:
