@@ -264,7 +264,7 @@ async def test_twenty_identical_concurrent_requests_make_one_upstream_call(
     router: RouterProcess, upstream
 ) -> None:
     body = _body()
-    upstream.enqueue(replies.delayed(1.0, replies.completion("only once")))
+    upstream.enqueue(replies.delayed(2.0, replies.completion("only once")))  # all 20 arrive
     answers = await _concurrently(router, body, 20)
     assert len(upstream.requests) == 1
     assert sorted(header for header, _ in answers) == ["hit"] * 19 + ["miss"]
@@ -297,7 +297,7 @@ async def test_when_the_leader_fails_the_waiters_go_on_themselves(
     router: RouterProcess, upstream
 ) -> None:
     body = _body()
-    upstream.enqueue(replies.delayed(0.5, replies.error(400, "leader failed")))
+    upstream.enqueue(replies.delayed(1.5, replies.error(400, "leader failed")))
     upstream.enqueue(replies.delayed(0.3, replies.completion("second leader")))
     answers = await _concurrently(router, body, 5)
     failed = [a for a in answers if isinstance(a, anthropic.BadRequestError)]
