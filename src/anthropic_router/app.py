@@ -18,6 +18,7 @@ from anthropic_router import __version__
 from anthropic_router.cache.key import cache_mode
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
+from anthropic_router.emulation import count_with_edits, emulating
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     JSON_TYPE,
@@ -47,7 +48,8 @@ from anthropic_router.routing import Router
 from anthropic_router.servers import detect_local
 from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.store import Store, StoreError, open_store
-from anthropic_router.tokens import count_tokens, preload_tokenizers
+from anthropic_router.tokens import preload_tokenizers
+from anthropic_router.tools.loop import ServerToolLoop
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -61,7 +63,11 @@ class App:
         self.router = router or Router(settings)
         self.provider = self.router.default_provider
         # The one exchange seam; features (cache, server tools, ...) wrap it.
-        self.relay: Relay = UpstreamRelay(settings)
+        self.relay: Relay = emulating(UpstreamRelay(settings), settings, self.router)
+        # Web search, web fetch and MCP tools, run by the router for any model; each of the
+        # loop's model turns goes through the emulation and the upstream relay.
+        self.server_tools = ServerToolLoop(self.relay, settings)
+        self.relay = self.server_tools
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
@@ -89,8 +95,8 @@ class App:
             from anthropic_router import cache
 
             self.relay = self._cache = cache.wrap(self.relay, settings, metrics=self._metrics)
-        if settings.local_side_calls:  # answered before the cache: nothing worth keeping
-            self.relay = SideCallRelay(self.relay)
+        if settings.local_side_calls:
+            self.relay = SideCallRelay(self.relay)  # answered before anything else runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -120,6 +126,7 @@ class App:
                 self.ready = False
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self.server_tools.aclose()
                 await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -304,8 +311,12 @@ class App:
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
         # Tokenising an 80 KB Claude Code request takes milliseconds: keep it off the loop.
-        tokens = await asyncio.to_thread(count_tokens, dict(request), route.upstream_model)
-        await send_json(send, 200, {"input_tokens": tokens}, headers)
+        defaults = self.settings.context_management_default_edits
+        native = route.targets[0].wire == "anthropic"
+        counted = await asyncio.to_thread(
+            count_with_edits, dict(request), route.upstream_model, defaults, native
+        )
+        await send_json(send, 200, counted, headers)
         exchange.status = 200
 
     async def _messages(
@@ -413,10 +424,14 @@ async def send_reply(
         record.status = 200
         return
     record.status = 200
-    start = [*SSE_HEADERS, *headers, *reply.headers]
-    await send({"type": "http.response.start", "status": 200, "headers": start})
-    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     events = reply.events
+    start = [*SSE_HEADERS, *headers, *reply.headers]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": start})
+    except BaseException:
+        await events.aclose()  # never started: its cleanup (upstream, MCP sessions) runs now
+        raise
+    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     task = asyncio.current_task()
     if drain is not None and task is not None:
         drain.tasks.add(task)

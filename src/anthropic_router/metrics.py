@@ -94,6 +94,17 @@ CACHE_STORED_BYTES = Counter(
     "anthropic_router_response_cache_stored_bytes_total",
     "Bytes of answers written to the response-cache store.",
 )
+SERVER_TOOL_CALLS = Counter(
+    "anthropic_router_server_tool_calls_total",
+    "Server tool calls run by the router, by tool and outcome (ok or the error code).",
+    ["tool", "outcome"],
+)
+SERVER_TOOL_LATENCY = Histogram(
+    "anthropic_router_server_tool_duration_seconds",
+    "Time of one server tool call run by the router.",
+    ["tool"],
+    buckets=LATENCY_BUCKETS,
+)
 BATCH = Counter("anthropic_router_batch_requests_total", "Batch request results.", ["result"])
 INFO = Gauge(
     "anthropic_router_info",
@@ -213,6 +224,9 @@ def observe(record: dict[str, Any]) -> None:
         record.get("cost_usd"),
         bool(record.get("usage_estimated")),
     )
+    for tool_call in record.get("server_tools") or ():
+        SERVER_TOOL_CALLS.labels(tool_call["tool"], tool_call["outcome"]).inc()
+        SERVER_TOOL_LATENCY.labels(tool_call["tool"]).observe(tool_call["ms"] / 1000)
 
 
 def _upstream_label(name: str | None) -> str:

@@ -48,8 +48,14 @@ class Exchange:
     cost_usd: float | None = None
     fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
+    # Tool-call repairs, inputs that failed their schema, context edits (context.py, repair.py)
+    repaired: list[str] = field(default_factory=list)
+    invalid_tool_inputs: int = 0
+    context_edits: list[str] = field(default_factory=list)
     cache: str | None = None  # the response cache's result: hit, miss, bypass
     timings: dict[str, float] = field(default_factory=dict)
+    # Server tools run by the router: {"tool", "outcome", "ms"} per call.
+    server_tools: list[dict[str, Any]] = field(default_factory=list)
 
     def mark(self, phase: str) -> None:
         """Record milliseconds since the exchange started under `phase`."""
@@ -79,8 +85,12 @@ class Exchange:
             "cost_usd": self.cost_usd,
             "fallback": self.fallback,
             "dropped": self.dropped or None,
+            "repaired": self.repaired or None,
+            "invalid_tool_inputs": self.invalid_tool_inputs or None,
+            "context_edits": self.context_edits or None,
             "cache": self.cache,
             "ms": self.timings,
+            "server_tools": self.server_tools or None,
         }
         return {key: value for key, value in data.items() if value is not None}
 

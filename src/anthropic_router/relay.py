@@ -32,6 +32,7 @@ from anthropic_router.convert.passthrough import (
     passthrough_message,
     to_anthropic_request,
 )
+from anthropic_router.convert.repair import ToolRepair
 from anthropic_router.convert.request import to_openai_request
 from anthropic_router.convert.response import to_anthropic_message
 from anthropic_router.convert.sse import SSEDecoder
@@ -51,6 +52,7 @@ Events = AsyncGenerator[list[JSON], None]
 
 DROPPED_HEADER = b"x-anthropic-router-dropped"
 ROUTE_HEADER = b"x-anthropic-router-route"  # the routing file's rule that chose the route
+REPAIRED_HEADER = b"x-anthropic-router-repaired"
 
 
 @dataclass(slots=True)
@@ -196,7 +198,9 @@ class _Attempt:
         fields = {"request_id": self.record.request_id, "failed": self.failures[-1]}
         log.warning("falling back to the next target", extra={"fields": fields})
 
-    def _served(self, target: Target, prepared: _Prepared) -> list[Header]:
+    def _served(
+        self, target: Target, prepared: _Prepared, repair: ToolRepair | None = None
+    ) -> list[Header]:
         """Record which target served; the response headers say so too."""
         record = self.record
         record.upstream_model, record.backend = target.upstream_model, target.backend
@@ -214,6 +218,8 @@ class _Attempt:
             served.append((DROPPED_HEADER, header_value(",".join(record.dropped))))
         if self.failures:
             served.append((b"x-anthropic-router-fallback", header_value(record.fallback or "")))
+        if repair is not None and repair.repairs:
+            served.append((REPAIRED_HEADER, header_value(",".join(repair.names))))
         return served
 
     def _on_retry(self, error: ApiError) -> None:
@@ -247,12 +253,13 @@ class _Attempt:
         provider, body, extra = target.provider, prepared.body, self._extra_headers(target)
         completion = await self._retrying(lambda: provider.complete(body, extra))
         self.record.mark("upstream")
-        message = self._message(target, prepared, completion)
+        repair = self._repair(target)
+        message = self._message(target, prepared, completion, repair)
         self._estimate_missing(target, completion, message)
         self.record.stop_reason = message["stop_reason"]
         self.record.usage = message["usage"]
         self.record.cost_usd = _cost(completion.get("usage"))
-        return Reply(self._served(target, prepared), message=message)
+        return Reply(self._served(target, prepared, repair), message=message)
 
     def _estimate_missing(self, target: Target, completion: Any, message: JSON) -> None:
         """An answer without usage (some local servers) gets the offline estimate, marked as
@@ -266,26 +273,50 @@ class _Attempt:
     def _estimate(self, target: Target, output_text: str) -> JSON:
         return estimate_usage(self.call.request, target.upstream_model, output_text)
 
-    def _message(self, target: Target, prepared: _Prepared, completion: Any) -> JSON:
+    def _repair(self, target: Target) -> ToolRepair | None:
+        """TOOL_CALL_REPAIR: for translated routes (Claude behind a native route needs none)."""
+        if not self.settings.tool_call_repair or target.wire == "anthropic":
+            return None
+        return ToolRepair.for_request(self.call.request)
+
+    def _repaired(self, repair: ToolRepair | None) -> None:
+        """What repair did goes to the record; inputs that failed their schema to the log
+        (tool name, path and keyword only: values are message content)."""
+        if repair is None:
+            return
+        self.record.repaired = repair.names
+        self.record.invalid_tool_inputs = len(repair.invalid)
+        if repair.invalid:
+            fields = {"request_id": self.record.request_id, "invalid": repair.invalid}
+            log.warning("tool input does not match its schema", extra={"fields": fields})
+
+    def _message(
+        self, target: Target, prepared: _Prepared, completion: Any, repair: ToolRepair | None
+    ) -> JSON:
         if target.wire == "anthropic":
             return passthrough_message(completion, self.call.route.client_model)
-        return _to_message(
+        message = _to_message(
             completion,
             model=self.call.route.client_model,
             tool_names=prepared.tool_names,
             stop_sequences=self.stop_sequences,
+            repair=repair,
         )
+        self._repaired(repair)
+        return message
 
     async def _open_stream(self, target: Target, prepared: _Prepared) -> Reply:
         provider, body, extra = target.provider, prepared.body, self._extra_headers(target)
         try:
             upstream = await self._retrying(lambda: provider.open_stream(body, extra))
         except JsonAsStream as answer:
-            message = self._message(target, prepared, answer.completion)
+            repair = self._repair(target)
+            message = self._message(target, prepared, answer.completion, repair)
             self._estimate_missing(target, answer.completion, message)
             self.record.stop_reason = message["stop_reason"]
             self.record.usage = message["usage"]
-            return Reply(self._served(target, prepared), events=one_batch(message_events(message)))
+            served = self._served(target, prepared, repair)
+            return Reply(served, events=one_batch(message_events(message)))
         self.record.mark("upstream_headers")
         translator: Any
         if target.wire == "anthropic":
@@ -295,6 +326,7 @@ class _Attempt:
                 model=self.call.route.client_model,
                 tool_names=prepared.tool_names,
                 stop_sequences=self.stop_sequences,
+                repair=self._repair(target),
                 input_tokens=estimate_input_tokens(self.call.request),
                 estimate=lambda text: self._estimate(target, text),
             )
@@ -355,6 +387,9 @@ class _Attempt:
             record.error_message = translator.failed.message
         record.dropped.extend(translator.dropped)
         record.stop_reason = translator.stop_reason
+        if isinstance(translator, StreamTranslator):
+            # A stream's headers left before any repair: the record alone names them.
+            self._repaired(translator.repair)
         if isinstance(translator, AnthropicRelay):
             record.usage = translator.anthropic_usage or None
         elif translator.usage is not None:

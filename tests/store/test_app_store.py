@@ -52,7 +52,7 @@ def test_router_default_store_is_sqlite_in_working_directory(tmp_path: Path) -> 
 
 
 def test_unreachable_postgres_stops_startup_without_password() -> None:
-    url = f"postgresql://someone:hunter2-secret@127.0.0.1:{free_port()}/nothing"
+    url = f"postgresql://someone:hunter2-secret@127.0.0.1:{free_port()}/nothing"  # pragma: allowlist secret
     code, logs = _start_failure({"DATABASE_URL": url, "DATABASE_CONNECT_TIMEOUT": "2"})
     assert code == 3  # uvicorn's "startup failed"
     assert "DATABASE_URL: cannot open the store: cannot connect to " in logs
@@ -103,7 +103,7 @@ def _check_config(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess
 
 def test_check_config_hides_database_and_redis_passwords(tmp_path: Path) -> None:
     env = {
-        "DATABASE_URL": "postgresql://app:db-pass-123@db.internal:5432/router",
+        "DATABASE_URL": "postgresql://app:db-pass-123@db.internal:5432/router",  # pragma: allowlist secret
         "REDIS_URL": "redis://:redis-pass-456@cache.internal:6379/2",
     }
     result = _check_config(env, tmp_path)

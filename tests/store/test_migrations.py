@@ -196,7 +196,7 @@ MIGRATE_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("processes", [2])
+@pytest.mark.parametrize("processes", [3])
 def test_two_processes_migrate_the_same_database_at_once(
     store_url: str, tmp_path: Path, processes: int
 ) -> None:
@@ -217,11 +217,10 @@ def test_two_processes_migrate_the_same_database_at_once(
     ]
     time.sleep(0.3)  # both interpreters loaded and waiting
     go.touch()
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=60)
+    outputs = [child.communicate(timeout=60) for child in children]  # all done, then check
+    for child, (_, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err.decode()
-        results.append(json.loads(out))
+    results = [json.loads(out) for out, _ in outputs]
     # Exactly one process applied 0002 and 0003; the other waited for it and found them done.
     assert sorted(results) == [[]] * (processes - 1) + [[2, 3]]
     check = subprocess.run(

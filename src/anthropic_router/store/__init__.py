@@ -13,7 +13,7 @@ SQL is written once with `?` placeholders (see base.py for the portable subset);
 from __future__ import annotations
 
 from anthropic_router.store.base import IntegrityError, Store, StoreError, Tx, redact_url
-from anthropic_router.store.migrate import migrate
+from anthropic_router.store.migrate import MigratableStore, migrate
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -43,7 +43,7 @@ async def open_store(url: str, *, pool_size: int = 10, connect_timeout: float = 
     `connect_timeout` (seconds) apply to PostgreSQL. Raises StoreError with a message that
     names the database (without its password) and says why."""
     check_url(url)
-    store: Store
+    store: MigratableStore
     if url.startswith(SQLITE_PREFIX):
         from anthropic_router.store.sqlite import SQLiteStore
 

@@ -7,8 +7,9 @@ hold statements separated by `;`. Numbers are reserved per feature: 0001 is the 
 shipped: add the next number (a changed file is logged, not re-run).
 
 Each applied migration is a row of `schema_migrations`. Pending ones run in one transaction
-that first takes a lock two starting instances cannot both hold (PostgreSQL: an advisory
-lock; SQLite: the write lock of `BEGIN IMMEDIATE`), so the second one waits, then finds them
+under a lock two starting instances cannot both hold (PostgreSQL: a session advisory lock
+taken before the transaction begins, so that it reads the catalog the first instance left;
+SQLite: the write lock of `BEGIN IMMEDIATE`), so the second one waits, then finds them
 applied. DDL is transactional on both, so a failed migration leaves the schema as it was.
 """
 
@@ -19,16 +20,16 @@ import logging
 import re
 import sqlite3
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from typing import Protocol
 
 from anthropic_router.store.base import Store, StoreError, Tx
 
 log = logging.getLogger("anthropic_router.store")
 
-# Any fixed 64-bit number: the advisory lock id every instance of the router agrees on.
-PG_MIGRATION_LOCK = 0x616E_7468_726F_7574
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(sqlite|postgresql))?\.sql$")
 
 
@@ -123,16 +124,21 @@ def _check_changed(migrations: list[Migration], applied: dict[int, str]) -> None
             )
 
 
-async def migrate(store: Store, migrations: list[Migration] | None = None) -> list[int]:
+class MigratableStore(Store, Protocol):
+    def migration_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held while migrating, so that one instance at a time does. The migration
+        transaction starts once it is held (PostgreSQL reads the catalog as of then)."""
+        ...
+
+
+async def migrate(store: MigratableStore, migrations: list[Migration] | None = None) -> list[int]:
     """Apply the pending migrations; returns the versions applied now (empty when none)."""
     migrations = load(store.dialect) if migrations is None else migrations
     applied = await _applied(store, store.dialect)
     _check_changed(migrations, applied)
     if all(m.version in applied for m in migrations):
         return []  # the usual start: no lock taken
-    async with store.transaction() as tx:
-        if store.dialect == "postgresql":
-            await tx.execute("SELECT pg_advisory_xact_lock(?)", (PG_MIGRATION_LOCK,))
+    async with store.migration_lock(), store.transaction() as tx:
         applied = await _applied(tx, store.dialect)  # another instance may have just run them
         done = []
         for migration in migrations:

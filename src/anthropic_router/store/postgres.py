@@ -39,6 +39,8 @@ T = TypeVar("T")
 # Seconds a call waits for a free pooled connection (all busy, or the database down and the
 # pool reconnecting) before it fails with StoreError.
 POOL_WAIT = 10.0
+# Any fixed 64-bit number: the advisory lock id every instance of the router agrees on.
+MIGRATION_LOCK = 0x616E_7468_726F_7574
 
 
 def _is_read(sql: str) -> bool:
@@ -141,8 +143,12 @@ class PostgresStore:
 
     dialect = "postgresql"
 
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Conn]) -> None:
+    def __init__(
+        self, pool: psycopg_pool.AsyncConnectionPool[Conn], url: str, kwargs: dict[str, Any]
+    ) -> None:
         self._pool = pool
+        self._url = url
+        self._kwargs = kwargs
 
     @classmethod
     async def connect(
@@ -170,7 +176,21 @@ class PostgresStore:
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
             raise StoreError(f"cannot connect to {redact_url(url)}: {exc}") from exc
-        return cls(pool)
+        return cls(pool, url, kwargs)
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """A session advisory lock on a connection of its own, held around the migration
+        transaction. (A transaction-level lock would be taken after the transaction began:
+        the catalog it reads could predate another instance's just committed tables.)"""
+        with _errors():
+            conn = await psycopg.AsyncConnection.connect(self._url, **self._kwargs)
+        try:
+            with _errors():
+                await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            yield
+        finally:
+            await conn.close()  # ends the session, and its lock with it
 
     async def _on_connection(
         self, work: Callable[[Conn], Awaitable[T]], *, idempotent: bool = False

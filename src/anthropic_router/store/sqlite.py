@@ -215,6 +215,11 @@ class SQLiteStore:
                 await asyncio.shield(self._rollback_if_open())
                 raise
 
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Nothing to add: the migration transaction's BEGIN IMMEDIATE is the lock."""
+        yield
+
     async def _rollback_if_open(self) -> None:
         def work(conn: sqlite3.Connection) -> None:
             if conn.in_transaction:
