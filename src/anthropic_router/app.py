@@ -17,11 +17,13 @@ from typing import Any
 from anthropic_router import __version__
 from anthropic_router.batches import api as batches_api
 from anthropic_router.batches.runner import Runner
+from anthropic_router.cache.key import cache_mode
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
 from anthropic_router.emulation import count_with_edits, emulating
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
+    JSON_TYPE,
     SSE_HEADERS,
     BodyBudget,
     ClientDisconnected,
@@ -68,11 +70,10 @@ class App:
         # loop's model turns goes through the emulation and the upstream relay.
         self.server_tools = ServerToolLoop(self.relay, settings)
         self.relay = self.server_tools
-        if settings.local_side_calls:
-            self.relay = SideCallRelay(self.relay)  # answered before anything else runs
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
+        self._metrics: Any = None
         self.store: Store | None = None
         self.batch_runner: Runner | None = None  # while the lifespan runs
         self.redis: RedisKV | None = None
@@ -86,7 +87,7 @@ class App:
         if settings.metrics_enable:
             from anthropic_router import metrics
 
-            self._metrics: Any = metrics
+            self._metrics = metrics
             metrics.set_known_models(self.router.configured_models())
             metrics.set_info(
                 __version__,
@@ -97,8 +98,13 @@ class App:
                     "openai_advanced": settings.openai_advanced_enable,
                 },
             )
-        else:
-            self._metrics = None
+        self.response_cache = settings.response_cache_enabled
+        if self.response_cache:
+            from anthropic_router import cache
+
+            self.relay = self._cache = cache.wrap(self.relay, settings, metrics=self._metrics)
+        if settings.local_side_calls:
+            self.relay = SideCallRelay(self.relay)  # answered before anything else runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -161,6 +167,10 @@ class App:
             # Redis down at start-up is an outage like any other: logged, not fatal.
             with contextlib.suppress(KVUnavailable):
                 await self.redis.ping()
+            if self.response_cache:  # shared by every instance on this Redis
+                from anthropic_router import cache
+
+                self._cache.store = cache.open_store(settings, self.redis, self._metrics)
 
     def _start_batches(self) -> None:
         if self.settings.batch_processing_enable and self.store is not None:
@@ -408,6 +418,10 @@ class App:
             stream=exchange.stream,
             client_headers=_anthropic_headers(scope),
         )
+        if self.response_cache:
+            call.cache_mode = cache_mode(
+                header(scope, b"cache-control"), header(scope, b"x-anthropic-router-cache")
+            )
         if client_key and self.settings.forward_client_key and exchange.key_name is None:
             # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
             call.client_key = client_key
@@ -458,6 +472,10 @@ async def send_reply(
     """A relay's reply as HTTP: the Message as JSON, or its events as SSE with `ping`
     frames while the upstream is silent (long reasoning, queued providers), so idle
     timeouts of clients and intermediaries do not cut the stream."""
+    if reply.encoded is not None:
+        await _send_encoded(send, reply, [*headers, *reply.headers])
+        record.status = 200
+        return
     if reply.events is None:
         await send_json(send, 200, reply.message, [*headers, *reply.headers])
         record.status = 200
@@ -497,6 +515,18 @@ async def send_reply(
         if drain is not None and task is not None:
             drain.tasks.discard(task)
         await events.aclose()
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_encoded(send: Send, reply: Reply, headers: list[tuple[bytes, bytes]]) -> None:
+    """A reply rendered in advance (a cache hit): one write, no encoding."""
+    if reply.events is None:
+        await send_bytes(send, 200, reply.encoded or b"", [JSON_TYPE, *headers])
+        return
+    await reply.events.aclose()
+    start = [*SSE_HEADERS, *headers]
+    await send({"type": "http.response.start", "status": 200, "headers": start})
+    await send({"type": "http.response.body", "body": reply.encoded, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 

@@ -127,9 +127,22 @@ def _check_config(_: argparse.Namespace) -> int:
     view["decision_table"] = _decision_table(router)
     if local:
         view["local_servers"] = local
+    view["response_cache"] = _response_cache_view(settings)
     view["warnings"] = settings.warnings()
     print(json.dumps(view, indent=2, sort_keys=True))
     return 0
+
+
+def _response_cache_view(settings: Settings) -> str:
+    """One line on the response cache (not Anthropic prompt caching): on or off, and why."""
+    if not settings.response_cache_enabled:
+        return (
+            "off: the default (a replay repeats one sampled answer to every identical request); "
+            "PROMPT_CACHE_ENABLE=true turns it on (docs/16-caching.md)"
+        )
+    store = "redis (REDIS_URL, shared)" if settings.redis_url else "memory (this process)"
+    only = ", temperature 0 only" if settings.prompt_cache_only_deterministic else ""
+    return f"on: {store}, TTL {settings.prompt_cache_ttl:g} s{only}"
 
 
 def _decision_table(router: Router) -> list[dict[str, Any]]:

@@ -158,6 +158,18 @@ class Settings(BaseSettings):
     # Answer Claude Code's `max_tokens: 1` probes locally instead of calling the upstream.
     local_side_calls: bool = False
 
+    # The response cache (cache/, docs/16-caching.md); not Anthropic prompt caching. Off
+    # unless PROMPT_CACHE_ENABLE or PROMPT_CACHING_ENABLE (the seed's two names) says true;
+    # either one false turns it off. Off by default: see `response_cache_enabled`.
+    prompt_cache_enable: bool | None = None
+    prompt_caching_enable: bool | None = None
+    prompt_cache_ttl: float = Field(3600.0, gt=0)
+    prompt_cache_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    prompt_cache_max_entry_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    prompt_cache_only_deterministic: bool = False
+    prompt_cache_wait_timeout: float = Field(60.0, ge=0)
+    prompt_cache_namespace: str = Field("response-cache", min_length=1)
+
     # The durable store (store/): SQLite file relative to the working directory by default;
     # postgresql://... when several instances share it. Pool and timeout apply to PostgreSQL.
     database_url: str = "sqlite:///anthropic-router.db"
@@ -385,6 +397,14 @@ class Settings(BaseSettings):
     def gateway_enabled(self) -> bool:
         """Whether any gateway feature is on (keys, ledger, reports, /ui)."""
         return self.keys_enable or self.ledger_enabled or self.admin_api_key is not None
+
+    @property
+    def response_cache_enabled(self) -> bool:
+        """Off unless asked for: a cache replays one sampled answer to every identical
+        request, which an API never does, and an agent that re-sends a request after a bad
+        answer would get the same bad answer back. Whoever wants replays says so."""
+        toggles = (self.prompt_cache_enable, self.prompt_caching_enable)
+        return True in toggles and False not in toggles
 
     @property
     def store_enabled(self) -> bool:

@@ -73,7 +73,27 @@ COST = Counter(
     "Upstream cost in USD, where the upstream reports it (OpenRouter usage.cost).",
     ["upstream_model"],
 )
-CACHE = Counter("anthropic_router_cache_requests_total", "Prompt-cache lookups.", ["result"])
+# The response cache (cache/), kept apart by name from Anthropic prompt caching, whose
+# tokens are the `cache_read`/`cache_creation` kinds of anthropic_router_tokens_total.
+CACHE = Counter(
+    "anthropic_router_response_cache_requests_total",
+    "Response-cache results per /v1/messages exchange (hit, miss, bypass).",
+    ["result"],
+)
+CACHE_ERRORS = Counter(
+    "anthropic_router_response_cache_errors_total",
+    "Response-cache store failures (the request went on without the cache).",
+    ["store", "operation"],
+)
+CACHE_BYTES = Gauge(
+    "anthropic_router_response_cache_bytes",
+    "Bytes held by the in-memory response-cache store.",
+    multiprocess_mode="livesum",
+)
+CACHE_STORED_BYTES = Counter(
+    "anthropic_router_response_cache_stored_bytes_total",
+    "Bytes of answers written to the response-cache store.",
+)
 BATCH = Counter(
     "anthropic_router_batch_requests_total",
     "Batch requests by result (succeeded, errored, retried) as this instance wrote them.",
@@ -208,6 +228,11 @@ def observe(record: dict[str, Any]) -> None:
         RETRIES.labels(backend).inc(record["retries"])
     if record.get("fallback"):
         FALLBACKS.labels(backend).inc()
+    cache = record.get("cache")
+    if cache is not None:
+        CACHE.labels(cache).inc()
+        if cache == "hit":
+            return  # no upstream call: its tokens and cost were counted when it was stored
     _observe_usage(
         upstream_model,
         record.get("usage") or {},

@@ -55,6 +55,7 @@ class Exchange:
     repaired: list[str] = field(default_factory=list)
     invalid_tool_inputs: int = 0
     context_edits: list[str] = field(default_factory=list)
+    cache: str | None = None  # the response cache's result: hit, miss, bypass
     timings: dict[str, float] = field(default_factory=dict)
     # Server tools run by the router: {"tool", "outcome", "ms"} per call.
     server_tools: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +94,7 @@ class Exchange:
             "repaired": self.repaired or None,
             "invalid_tool_inputs": self.invalid_tool_inputs or None,
             "context_edits": self.context_edits or None,
+            "cache": self.cache,
             "ms": self.timings,
             "server_tools": self.server_tools or None,
         }

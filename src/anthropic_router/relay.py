@@ -70,6 +70,9 @@ class Call:
     client_headers: dict[str, str] = field(default_factory=dict)  # anthropic-version/-beta
     client_key: str | None = None  # FORWARD_CLIENT_KEY: the client's own OpenRouter key
     deadline: float | None = None
+    # The response cache's instruction from the request headers: "use" (look up, store),
+    # "refresh" (`cache-control: no-cache`: skip the lookup, store), "no-store" (neither).
+    cache_mode: str = "use"
 
     def derive(self, **changes: Any) -> Call:
         """A copy with some fields changed (a tool-loop turn, a cache's fresh fetch)."""
@@ -81,11 +84,16 @@ class Reply:
     """What a relay answers: response headers beyond `request-id`, and either the Message
     or its events. Each item of `events` is the list of events one upstream read produced,
     to be written together; an error after the start is an `error` event, not an
-    exception. Consumers must `aclose()` events they stop reading."""
+    exception. Consumers must `aclose()` events they stop reading.
+
+    `encoded`, when set, is the reply already rendered as the response body (JSON for a
+    message, SSE for events: a cache hit); the handler sends it as is. A wrapper that
+    changes the answer must set it back to None."""
 
     headers: list[Header]
     message: JSON | None = None
     events: Events | None = None
+    encoded: bytes | None = None
 
 
 class Relay(Protocol):

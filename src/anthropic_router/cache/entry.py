@@ -1,0 +1,93 @@
+"""One stored answer, kept ready to send: the Message as JSON bytes and as SSE bytes, both
+made once when the answer is stored so that a hit only swaps in a fresh message id.
+
+`to_bytes`/`from_bytes` is the form a shared store (Redis) keeps; large entries are
+compressed there (zlib at its fastest level: the stdlib's codec, a few hundred MB/s).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from anthropic_router.convert.replay import replay_events
+from anthropic_router.convert.sse import encode_events
+
+JSON = dict[str, Any]
+Header = tuple[bytes, bytes]
+
+# Stands in for the message id in the stored bytes. It is the first value of both forms
+# (the Message's first key, the first event's message's first key), so replacing its first
+# occurrence can never touch the content.
+ID_SLOT = b"msg_00000000response0cache0id"
+_FORMAT = b"RC1"
+_PLAIN, _ZLIB = b"p", b"z"
+_LENGTHS = struct.Struct(">III")
+COMPRESS_OVER = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """`meta` holds what the exchange record and headers need: served headers, backend,
+    upstream model, stop reason, usage, and when it was stored (epoch seconds)."""
+
+    meta: JSON
+    json_body: bytes
+    sse_body: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.json_body) + len(self.sse_body) + 256
+
+    @property
+    def headers(self) -> list[Header]:
+        return [(name.encode(), value.encode()) for name, value in self.meta["headers"]]
+
+    def age(self) -> int:
+        return max(0, int(time.time() - self.meta["stored_at"]))
+
+
+def make_entry(message: JSON, headers: list[Header], record: JSON) -> Entry:
+    """The entry for a complete `message`; `record` has backend, upstream_model."""
+    slotted = {"id": ID_SLOT.decode(), **{k: v for k, v in message.items() if k != "id"}}
+    meta = {
+        **record,
+        "headers": [[name.decode(), value.decode()] for name, value in headers],
+        "stop_reason": message.get("stop_reason"),
+        "usage": message.get("usage"),
+        "stored_at": time.time(),
+    }
+    return Entry(meta, orjson.dumps(slotted), encode_events(replay_events(slotted)))
+
+
+def to_bytes(entry: Entry) -> bytes:
+    meta = orjson.dumps(entry.meta)
+    packed = _LENGTHS.pack(len(meta), len(entry.json_body), len(entry.sse_body))
+    body = packed + meta + entry.json_body + entry.sse_body
+    if len(body) > COMPRESS_OVER:
+        return _FORMAT + _ZLIB + zlib.compress(body, 1)
+    return _FORMAT + _PLAIN + body
+
+
+def from_bytes(data: bytes) -> Entry | None:
+    """The entry, or None for bytes this version cannot read (another format, damage)."""
+    if data[:3] != _FORMAT:
+        return None
+    try:
+        body = zlib.decompress(data[4:]) if data[3:4] == _ZLIB else data[4:]
+        meta_len, json_len, sse_len = _LENGTHS.unpack_from(body)
+        start = _LENGTHS.size
+        meta = orjson.loads(body[start : start + meta_len])
+        start += meta_len
+        json_body = body[start : start + json_len]
+        sse_body = body[start + json_len : start + json_len + sse_len]
+    except (zlib.error, struct.error, orjson.JSONDecodeError):
+        return None
+    if len(sse_body) != sse_len or not isinstance(meta, dict):
+        return None
+    return Entry(meta, json_body, sse_body)

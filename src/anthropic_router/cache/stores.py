@@ -1,0 +1,112 @@
+"""Where response-cache entries live: this process's memory (default), or Redis when
+REDIS_URL is set so that several router processes and machines share hits.
+
+A store never raises into a request: Redis errors (through `rediskv.RedisKV`, which warns
+once per outage and skips Redis quickly while it is down) make a lookup a miss and a write
+a no-op, and are counted by `on_error`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+from anthropic_router.cache.entry import Entry, from_bytes, to_bytes
+
+OnError = Callable[[str, str], None]  # (store, operation)
+
+
+class CacheStore(Protocol):
+    name: str
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def put(self, key: str, entry: Entry, ttl: float) -> None: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+
+class MemoryStore:
+    """An LRU bounded by bytes: the least recently used entries go first when a new one
+    does not fit. Expired entries are dropped when met (TTL checked on every lookup)."""
+
+    name = "memory"
+
+    def __init__(self, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[float, Entry]] = OrderedDict()
+        self._bytes = 0
+        self._clock = clock
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: str) -> Entry | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        expires, entry = found
+        if expires <= self._clock():
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    async def put(self, key: str, entry: Entry, ttl: float) -> None:
+        if entry.size > self.max_bytes:
+            return
+        self._drop(key)
+        while self._entries and self._bytes + entry.size > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+        self._entries[key] = (self._clock() + ttl, entry)
+        self._bytes += entry.size
+
+    def _drop(self, key: str) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._bytes -= found[1].size
+
+
+class KV(Protocol):
+    """What the Redis store needs of `rediskv.RedisKV`."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None: ...
+
+
+class RedisStore:
+    """Entries as compressed bytes under `<namespace>:<key>`, expired by Redis itself."""
+
+    name = "redis"
+
+    def __init__(self, kv: KV, namespace: str, unavailable: type[Exception], on_error: OnError):
+        self._kv = kv
+        self._namespace = namespace
+        self._unavailable = unavailable
+        self._on_error = on_error
+
+    @property
+    def size_bytes(self) -> int:
+        return 0  # Redis keeps the count (INFO memory); this process holds nothing
+
+    async def get(self, key: str) -> Entry | None:
+        try:
+            data = await self._kv.get(f"{self._namespace}:{key}")
+        except self._unavailable:
+            self._on_error(self.name, "get")
+            return None
+        return None if data is None else from_bytes(data)
+
+    async def put(self, key: str, entry: Entry, ttl: float) -> None:
+        try:
+            await self._kv.set(f"{self._namespace}:{key}", to_bytes(entry), ttl)
+        except self._unavailable:
+            self._on_error(self.name, "put")

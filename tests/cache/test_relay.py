@@ -1,0 +1,163 @@
+"""`ResponseCache` used directly as a relay (no ASGI, no server of ours), around the real
+`UpstreamRelay` and a real loopback upstream: what batches or a tool loop wrapped by the
+cache would see."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from anthropic_router.cache import ResponseCache
+from anthropic_router.cache.stores import MemoryStore
+from anthropic_router.config import Settings
+from anthropic_router.observability import Exchange, new_request_id
+from anthropic_router.relay import Call, UpstreamRelay
+from anthropic_router.routing import Router
+from anthropic_router.wire.anthropic import parse_messages_request
+from support import openai_chunks as oc
+from support.grammar import accumulate, check_grammar
+from support.upstream import FakeUpstream, completion, sse
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+async def router(upstream: FakeUpstream) -> AsyncIterator[Router]:
+    settings = Settings(
+        _env_file=None,
+        openrouter_api_key="test-upstream-key-0000",
+        openrouter_base_url=f"{upstream.url}/api/v1",
+    )
+    built = Router(settings)
+    for provider in built.providers():
+        provider.open()
+    yield built
+    for provider in built.providers():
+        await provider.aclose()
+
+
+def _cache(router: Router, **options: Any) -> tuple[ResponseCache, MemoryStore]:
+    store = MemoryStore(1 << 24)
+    settings = Settings(_env_file=None, openrouter_api_key="test-upstream-key-0000")
+    options = {"ttl": 60, "max_entry_bytes": 1 << 20, **options}
+    return ResponseCache(UpstreamRelay(settings), store, **options), store
+
+
+def _call(router: Router, stream: bool, **body: Any) -> Call:
+    request = parse_messages_request(
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hi"}],
+            **body,
+        }
+    )
+    record = Exchange(new_request_id(), "POST", "/v1/messages")
+    return Call(request, router.resolve(request["model"]), record, stream=stream)
+
+
+def _stream(text: str) -> Any:
+    return sse([*oc.text_chunks(text, 3), oc.finish_chunk(), oc.usage_chunk(6, 3)])
+
+
+async def test_a_stream_read_to_the_end_is_stored_and_served_as_events_or_bytes(
+    router: Router, upstream: FakeUpstream
+) -> None:
+    cache, store = _cache(router)
+    upstream.enqueue(_stream("all of it"))
+    miss = await cache.run(_call(router, stream=True))
+    assert miss.events is not None and miss.encoded is None
+    original = [event async for batch in miss.events for event in batch]
+    assert len(store) == 1
+    hit_call = _call(router, stream=True)
+    hit = await cache.run(hit_call)
+    assert hit_call.record.cache == "hit" and hit.encoded is not None and hit.events is not None
+    replayed = [event async for batch in hit.events for event in batch]
+    check_grammar(replayed)
+    assert accumulate(replayed)["content"] == accumulate(original)["content"]
+    assert replayed[0]["message"]["id"].encode() in hit.encoded
+    assert len(upstream.requests) == 1
+
+
+async def test_a_consumer_that_stops_early_leaves_nothing_stored(
+    router: Router, upstream: FakeUpstream
+) -> None:
+    cache, store = _cache(router)
+    upstream.enqueue(_stream("never finished reading"), _stream("second"))
+    reply = await cache.run(_call(router, stream=True))
+    assert reply.events is not None
+    await reply.events.__anext__()  # message_start, then the consumer walks away
+    await reply.events.aclose()
+    assert len(store) == 0
+    again = _call(router, stream=True)
+    second = await cache.run(again)
+    assert again.record.cache == "miss" and second.events is not None
+    await second.events.aclose()
+
+
+async def test_a_message_hit_has_a_fresh_id_and_the_original_usage(
+    router: Router, upstream: FakeUpstream
+) -> None:
+    cache, _ = _cache(router)
+    upstream.enqueue(completion("stored", usage=oc.usage_dict(30, 4)))
+    first = await cache.run(_call(router, stream=False))
+    call = _call(router, stream=False)
+    second = await cache.run(call)
+    assert first.message is not None and second.message is not None
+    assert second.message["id"] != first.message["id"]
+    assert {**second.message, "id": ""} == {**first.message, "id": ""}
+    assert call.record.usage == first.message["usage"] and call.record.backend == "openrouter"
+    assert second.encoded is not None and second.message["id"].encode() in second.encoded
+
+
+async def test_an_answer_over_the_entry_limit_is_served_not_stored(
+    router: Router, upstream: FakeUpstream
+) -> None:
+    cache, store = _cache(router, max_entry_bytes=2000)
+    upstream.enqueue(completion("x" * 5000))
+    reply = await cache.run(_call(router, stream=False))
+    assert reply.message is not None and reply.message["content"][0]["text"] == "x" * 5000
+    assert len(store) == 0
+
+
+async def test_only_deterministic_caches_temperature_zero_only(
+    router: Router, upstream: FakeUpstream
+) -> None:
+    cache, store = _cache(router, only_deterministic=True)
+    sampled = _call(router, stream=False, temperature=0.7)
+    await cache.run(sampled)
+    assert sampled.record.cache == "bypass" and len(store) == 0
+    greedy = _call(router, stream=False, temperature=0)
+    await cache.run(greedy)
+    assert greedy.record.cache == "miss" and len(store) == 1
+
+
+async def test_a_leader_whose_stream_nobody_reads_stops_leading_after_the_wait(
+    router: Router, upstream: FakeUpstream
+) -> None:
+    cache, store = _cache(router, wait_timeout=0.2)
+    upstream.enqueue(_stream("abandoned"), _stream("led again"))
+    abandoned = await cache.run(_call(router, stream=True))  # neither read nor closed
+    follower = _call(router, stream=True)
+    reply = await cache.run(follower)  # waits 0.2 s for the stuck leader, then leads
+    assert follower.record.cache == "miss" and reply.events is not None
+    events = [event async for batch in reply.events for event in batch]
+    assert accumulate(events)["content"][0]["text"] == "led again" and len(store) == 1
+    third = _call(router, stream=False)
+    await cache.run(third)
+    assert third.record.cache == "hit"
+    assert abandoned.events is not None
+    await abandoned.events.aclose()
