@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run  # noqa: E402  (bench/run.py: processes, venv, upstream)
+import run  # bench/run.py: processes, venv, upstream
 
 SCENARIOS = {
     "ns_c16": {"stream": False, "concurrency": 16, "delay_ms": 0},

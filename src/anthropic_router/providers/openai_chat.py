@@ -100,7 +100,7 @@ class OpenAIChatProvider:
             connect=connect_timeout,
             sock_connect=connect_timeout,
             # No sock_read: it would also bound the wait for headers (FIRST_BYTE_TIMEOUT's
-            # job); silence between body chunks is bounded per read in `_Stream.chunks` and `_read_some`.
+            # job); silence between body chunks is bounded per read (`_Stream`, `_read_some`).
             sock_read=None,
         )
         self._first_byte_timeout = first_byte_timeout
