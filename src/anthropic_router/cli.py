@@ -86,6 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
         lifespan="on",
         access_log=False,
         server_header=False,
+        # The router reads no client address; uvicorn's X-Forwarded-* rewriting is a
+        # middleware layer (and a scan of the headers) on every request.
+        proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
