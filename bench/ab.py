@@ -62,8 +62,8 @@ def start_router(src: Path, up_port: int, env_extra: dict[str, str]) -> tuple[ru
         SMALL_MODEL=run.payloads.UPSTREAM_MODEL,
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(src / "src"),
-        **env_extra,
     )
+    env.update(env_extra)
     cmd = [str(run._venv_python(run.VENV)), "-m", "anthropic_router", "serve"]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     server = run.Server("router", cmd, env, run.SERVER_CORE, logfile)
@@ -105,7 +105,7 @@ def measure(name: str, server: run.Server, port: int, up_port: int) -> dict:
     if r.get("failed"):
         raise RuntimeError(f"{name}: loadgen failed: {r.get('stderr')}")
     ms = r.get("server_cpu_ms_per_req_window") or r.get("server_cpu_ms_per_req")
-    out = {"cpu_ms": ms, "rate": r.get("throughput_rps") or r.get("rps")}
+    out = {"cpu_ms": ms, "rate": r.get("rps")}
     if sc["stream"]:
         out["us_per_chunk"] = ms * 1000 / CHUNKS_PER_STREAM if ms else None
         out["ttft_p99"] = (r.get("ttft_ms") or {}).get("p99")
