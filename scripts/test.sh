@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python -m pip install --quiet --disable-pip-version-check -e '.[test,litellm]'
+bash scripts/setup-services.sh
 if [ -x scripts/setup-e2e.sh ]; then
   bash scripts/setup-e2e.sh
 fi
+bash scripts/setup-llama.sh  # llama-cpp-python's server for tests/integration/test_local_server.py
 
 echo "== security-check (detect-secrets)"; bash scripts/security-check.sh
 echo "== security-check --self-test"; bash scripts/security-check.sh --self-test >/dev/null

@@ -8,11 +8,13 @@ that requests `async_client` runs on asyncio; other async tests add `@pytest.mar
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import anthropic
 import pytest
 
 from support.router import EnvOverrides, RouterProcess
+from support.services import PostgresServer, RedisServer
 from support.upstream import FakeUpstream
 
 CLIENT_API_KEY = "test-client-key"
@@ -90,3 +92,43 @@ async def async_client(
         base_url=router.url, api_key=CLIENT_API_KEY, max_retries=0, timeout=CLIENT_TIMEOUT
     ) as sdk:
         yield sdk
+
+
+# Real PostgreSQL and Redis (support/services.py). The cluster starts on first use, once per
+# session; each test gets its own schema (`fresh_postgres_url`) or SQLite file.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A `postgresql://` URL of one database shared by the whole session."""
+    return postgres_server.new_database("anthropic_router_test")
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: PostgresServer, postgres_url: str) -> Iterator[str]:
+    """A URL of an empty schema of its own (no other test's tables or rows), dropped after."""
+    url = postgres_server.new_schema(postgres_url)
+    yield url
+    postgres_server.drop_schema(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs the test twice: on a new SQLite file, and on an empty PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of its own (`.url`; `.stop()`/`.start()` for an outage)."""
+    with RedisServer() as server:
+        yield server

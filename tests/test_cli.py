@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from support.router import SRC_DIR
+from support.upstream import json_reply
 
 SECRET = "sk-or-v1-" + "0f" * 32  # built at run time; never a real key
 
@@ -155,6 +156,45 @@ def test_missing_litellm_extra_is_a_clear_start_up_error(tmp_path):
     # Without a LiteLLM route, litellm is never imported: the same shim does not matter.
     env["PROXY_BACKEND"] = "OPENROUTER"
     assert _run(["check-config"], env, tmp_path).returncode == 0
+
+
+def test_check_config_says_which_local_profile_each_route_uses(tmp_path, upstream):
+    # The server answers /v1/models as vLLM does; check-config detects it as `serve` would.
+    upstream.enqueue(
+        json_reply({"data": [{"id": "qwen2.5-coder", "owned_by": "vllm"}]}), path="/v1/models"
+    )
+    env = {
+        "PROXY_BACKEND": "OPENAI_COMPATIBLE",
+        "OPENAI_COMPATIBLE_BASE_URL": f"{upstream.url}/v1",
+        "BIG_MODEL": "qwen2.5-coder",
+    }
+    result = _run(["check-config"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["local_servers"][0] == {
+        "route": "claude-haiku-4-5",
+        "model": "qwen2.5-coder",
+        "server": "vllm",
+        "reason": "detected: /v1/models says owned_by='vllm'",
+    }
+    assert config["profiles"]["qwen2.5-coder"]["assistant_tool_content"] == "null"
+    assert config["openai_compatible_server"] == "auto"
+
+
+def test_check_config_with_the_server_named(tmp_path):
+    env = {
+        "PROXY_BACKEND": "OPENAI_COMPATIBLE",
+        "OPENAI_COMPATIBLE_BASE_URL": "http://127.0.0.1:9/v1",
+        "OPENAI_COMPATIBLE_SERVER": "llama-cpp-python",
+        "BIG_MODEL": "tiny",
+    }
+    config = json.loads(_run(["check-config"], env, tmp_path).stdout)
+    env_name = "OPENAI_COMPATIBLE_SERVER"
+    assert {e["server"] for e in config["local_servers"]} == {"llama-cpp-python"}
+    assert config["local_servers"][0]["reason"] == env_name + "=llama-cpp-python"
+    profile = config["profiles"]["tiny"]
+    assert profile["stream_usage"] == "never"
+    assert profile["tool_choice_forms"] == ["auto", "function", "none"]
 
 
 @pytest.mark.parametrize("command", ["check-config", "serve"])

@@ -7,6 +7,7 @@ back, and every layer a framework adds sits on that hot path (see docs/11-benchm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 from anthropic_router import __version__
 from anthropic_router.config import Settings
 from anthropic_router.convert.sse import encode_events
+from anthropic_router.emulation import count_with_edits, emulating
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
     SSE_HEADERS,
@@ -38,10 +40,14 @@ from anthropic_router.observability import (
     log_exchange,
     new_request_id,
 )
+from anthropic_router.rediskv import KVUnavailable, RedisKV, open_redis
 from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
 from anthropic_router.routing import Router
+from anthropic_router.servers import detect_local
 from anthropic_router.side_calls import SideCallRelay
-from anthropic_router.tokens import count_tokens, preload_tokenizers
+from anthropic_router.store import Store, StoreError, open_store
+from anthropic_router.tokens import preload_tokenizers
+from anthropic_router.tools.loop import ServerToolLoop
 from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
@@ -55,12 +61,18 @@ class App:
         self.router = router or Router(settings)
         self.provider = self.router.default_provider
         # The one exchange seam; features (cache, server tools, ...) wrap it.
-        self.relay: Relay = UpstreamRelay(settings)
+        self.relay: Relay = emulating(UpstreamRelay(settings), settings, self.router)
+        # Web search, web fetch and MCP tools, run by the router for any model; each of the
+        # loop's model turns goes through the emulation and the upstream relay.
+        self.server_tools = ServerToolLoop(self.relay, settings)
+        self.relay = self.server_tools
         if settings.local_side_calls:
-            self.relay = SideCallRelay(self.relay)
+            self.relay = SideCallRelay(self.relay)  # answered before anything else runs
         self._keys = settings.client_keys
         self.ready = False
         self._active = 0
+        self.store: Store | None = None
+        self.redis: RedisKV | None = None
         self.body_budget = BodyBudget(settings.max_inflight_body_bytes)
         self.drain = StreamDrain()
         if settings.metrics_enable:
@@ -90,20 +102,57 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self._open_storage()
+                except StoreError as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
                 for provider in self.router.providers():
                     provider.open()
                 self._watch_for_shutdown()
                 self._preload = asyncio.get_running_loop().run_in_executor(
                     None, preload_tokenizers, self.router.configured_models()
                 )
+                await detect_local(self.router, self.settings.openai_compatible_detect_timeout)
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False
                 for provider in self.router.providers():
                     await provider.aclose()
+                await self.server_tools.aclose()
+                await self._close_storage()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _open_storage(self) -> None:
+        """The store (when a feature needs it; a StoreError names DATABASE_URL, without its
+        password) and Redis (when REDIS_URL is set)."""
+        settings = self.settings
+        if settings.store_enabled:
+            try:
+                self.store = await open_store(
+                    settings.database_url,
+                    pool_size=settings.database_pool_size,
+                    connect_timeout=settings.database_connect_timeout,
+                )
+            except StoreError as error:
+                # The error names the database (password hidden); one line, no traceback.
+                detail = " ".join(str(error).split())
+                raise StoreError(f"DATABASE_URL: cannot open the store: {detail}") from None
+        if settings.redis_url:
+            self.redis = open_redis(settings)
+            # Redis down at start-up is an outage like any other: logged, not fatal.
+            with contextlib.suppress(KVUnavailable):
+                await self.redis.ping()
+
+    async def _close_storage(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        if self.redis is not None:
+            await self.redis.close()
+            self.redis = None
 
     def _watch_for_shutdown(self) -> None:
         """On SIGTERM/SIGINT (after uvicorn's own handler, which stops accepting), close the
@@ -202,11 +251,13 @@ class App:
         self, send: Send, method: str, path: str, headers: list[tuple[bytes, bytes]]
     ) -> None:
         ok = path != "/ready" or (self.ready and all(p.is_open for p in self.router.providers()))
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if ok else "starting",
             "service": "anthropic-router",
             "version": __version__,
         }
+        if path == "/ready" and (local := self.router.local_profiles()):
+            body["local_servers"] = local  # which profile each local route uses, and why
         if method == "HEAD":
             await send_bytes(send, 200 if ok else 503, b"", headers)
         else:
@@ -250,8 +301,12 @@ class App:
         route = self.router.resolve(request["model"])
         exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
         # Tokenising an 80 KB Claude Code request takes milliseconds: keep it off the loop.
-        tokens = await asyncio.to_thread(count_tokens, dict(request), route.upstream_model)
-        await send_json(send, 200, {"input_tokens": tokens}, headers)
+        defaults = self.settings.context_management_default_edits
+        native = route.targets[0].wire == "anthropic"
+        counted = await asyncio.to_thread(
+            count_with_edits, dict(request), route.upstream_model, defaults, native
+        )
+        await send_json(send, 200, counted, headers)
         exchange.status = 200
 
     async def _messages(
@@ -351,10 +406,14 @@ async def send_reply(
         record.status = 200
         return
     record.status = 200
-    start = [*SSE_HEADERS, *headers, *reply.headers]
-    await send({"type": "http.response.start", "status": 200, "headers": start})
-    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     events = reply.events
+    start = [*SSE_HEADERS, *headers, *reply.headers]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": start})
+    except BaseException:
+        await events.aclose()  # never started: its cleanup (upstream, MCP sessions) runs now
+        raise
+    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
     task = asyncio.current_task()
     if drain is not None and task is not None:
         drain.tasks.add(task)

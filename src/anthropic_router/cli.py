@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import logging
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from anthropic_router import __version__
 from anthropic_router.config import Settings
 from anthropic_router.errors import ConfigError
-from anthropic_router.routing import Router
+from anthropic_router.routing import TIER_SAMPLES, Router
 
 
 def _settings() -> tuple[Settings, Router] | None:
@@ -110,6 +111,7 @@ def _check_config(_: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     settings, router = loaded
+    local = _local_servers(settings, router)  # first: the profiles below depend on it
     view = settings.public_view()
     view["model_mapping"] = {
         name: router.resolve(name).upstream_model
@@ -117,7 +119,7 @@ def _check_config(_: argparse.Namespace) -> int:
     }
     view["routes"] = {
         name: [f"{t.backend}:{t.upstream_model} ({t.wire})" for t in router.resolve(name).targets]
-        for name in [*router.aliases, "claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-8"]
+        for name in [*router.aliases, *TIER_SAMPLES]
     }
     view["profiles"] = {
         target.upstream_model: _profile_view(target.options.capabilities)
@@ -125,6 +127,8 @@ def _check_config(_: argparse.Namespace) -> int:
         for target in router.resolve(name).targets
     }
     view["decision_table"] = _decision_table(router)
+    if local:
+        view["local_servers"] = local
     view["warnings"] = settings.warnings()
     print(json.dumps(view, indent=2, sort_keys=True))
     return 0
@@ -143,9 +147,26 @@ def _decision_table(router: Router) -> list[dict[str, Any]]:
     return rows
 
 
+def _local_servers(settings: Settings, router: Router) -> list[dict[str, str]]:
+    """Which profile each local route uses and why, detecting the server as `serve` would."""
+    if router.needs_detection:
+        from anthropic_router.servers import detect_local
+
+        async def probe() -> None:
+            try:
+                await detect_local(router, settings.openai_compatible_detect_timeout)
+            finally:
+                for provider in router.providers():
+                    await provider.aclose()
+
+        asyncio.run(probe())
+    return router.local_profiles()
+
+
 def _profile_view(caps: Any) -> dict[str, Any]:
     view = dataclasses.asdict(caps)
     view["rejected_params"] = sorted(view["rejected_params"])
+    view["tool_choice_forms"] = sorted(view["tool_choice_forms"])
     return view
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from anthropic_router.convert.profiles import server_name
+from anthropic_router.store import check_url, redact_url
 
 
 class ProxyBackend(StrEnum):
@@ -46,6 +49,8 @@ _SECRET_FIELDS = (
     "databricks_pat",
     "databricks_client_secret",
     "openai_compatible_api_key",
+    "brave_api_key",
+    "tavily_api_key",
 )
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # .env.example's values are `your_openrouter_api_key`, `your_personal_access_token`, ...
@@ -87,6 +92,12 @@ class Settings(BaseSettings):
     # Any OpenAI chat-completions server (Ollama, vLLM, llama.cpp, LM Studio).
     openai_compatible_base_url: str | None = None
     openai_compatible_api_key: SecretStr | None = None
+    # Which server that is, for its capability profile: auto (detected at start-up from
+    # /v1/models and version endpoints), generic, llama.cpp, llama-cpp-python, vllm, ollama,
+    # lmstudio. A routing-file entry's `server:` wins for that route.
+    openai_compatible_server: str = "auto"
+    # Seconds each start-up detection probe may take (an unreachable server: generic profile).
+    openai_compatible_detect_timeout: float = Field(3.0, gt=0)
 
     # Tiers: empty means the backend's default (DEFAULT_MODELS); SMALL falls back to BIG.
     big_model: str = ""
@@ -146,10 +157,75 @@ class Settings(BaseSettings):
     # Answer Claude Code's `max_tokens: 1` probes locally instead of calling the upstream.
     local_side_calls: bool = False
 
+    # The durable store (store/): SQLite file relative to the working directory by default;
+    # postgresql://... when several instances share it. Pool and timeout apply to PostgreSQL.
+    database_url: str = "sqlite:///anthropic-router.db"
+    database_pool_size: int = Field(10, ge=1, le=1000)
+    database_connect_timeout: float = Field(5.0, gt=0)
+    # Seed phase 4: message batches (the store opens when a feature that needs it is on).
+    batch_processing_enable: bool = True
+    # Redis (rediskv.py), shared by instances when set; the timeouts keep an outage cheap.
+    redis_url: str | None = None
+    redis_key_prefix: str = "anthropic-router:"
+    redis_socket_timeout: float = Field(0.25, gt=0)
+    redis_connect_timeout: float = Field(0.25, gt=0)
+    redis_max_connections: int = Field(64, ge=1)
+    redis_retry_interval: float = Field(2.0, ge=0)
+
+    # Emulated for every model (docs/04-conversion.md): tool-call repair, and the route that
+    # writes `compact_20260112` summaries (empty: SMALL_MODEL).
+    tool_call_repair: bool = True
+    compaction_model: str = ""
+    # Context edits applied to every request that does not bring one of the same type (a
+    # JSON list of `context_management.edits` entries): for upstreams with small windows.
+    context_management_default_edits: list[dict[str, Any]] = []
+
+    @field_validator("context_management_default_edits")
+    @classmethod
+    def _known_edits(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        known = ("clear_tool_uses_20250919", "clear_thinking_20251015", "compact_20260112")
+        for edit in value:
+            if edit.get("type") not in known:
+                raise ValueError(f"edit type must be one of {', '.join(known)}")
+        return value
+
+    # Server tools run by the router (docs/17-server-tools.md): web search, web fetch, MCP.
+    server_tools_enable: bool = True
+    server_tool_max_iterations: int = Field(10, ge=1, le=100)
+    # Anthropic-native targets (Databricks Claude) get server tools untouched.
+    server_tools_native_passthrough: bool = True
+    web_search_provider: Literal["auto", "searxng", "brave", "tavily", "openrouter", "none"] = (
+        "auto"
+    )
+    web_search_max_results: int = Field(5, ge=1, le=20)
+    web_search_timeout: float = Field(15.0, gt=0)
+    searxng_url: str | None = None
+    brave_api_key: SecretStr | None = None
+    brave_base_url: str = "https://api.search.brave.com/res/v1"
+    tavily_api_key: SecretStr | None = None
+    tavily_base_url: str = "https://api.tavily.com"
+    web_search_openrouter_model: str = "openai/gpt-4o-mini"
+    # Loopback, private, link-local and metadata addresses are refused unless this is set.
+    web_fetch_allow_private: bool = False
+    # Narrower: these private hosts (`host` or `host:port`) only, e.g. an intranet wiki.
+    web_fetch_private_allowlist: Annotated[list[str], NoDecode] = []
+    web_fetch_timeout: float = Field(20.0, gt=0)
+    web_fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    web_fetch_max_redirects: int = Field(5, ge=0, le=20)
+    web_fetch_max_content_tokens: int = Field(100_000, gt=0)
+    mcp_server_allowlist: Annotated[list[str], NoDecode] = []
+    mcp_connect_timeout: float = Field(10.0, gt=0)
+    mcp_call_timeout: float = Field(60.0, gt=0)
+
     _backend_reason: str = PrivateAttr("PROXY_BACKEND")
 
     @field_validator(
-        "openrouter_models", "openrouter_transforms", "supported_image_formats", mode="before"
+        "openrouter_models",
+        "openrouter_transforms",
+        "supported_image_formats",
+        "mcp_server_allowlist",
+        "web_fetch_private_allowlist",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
@@ -178,10 +254,35 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("openrouter_base_url", "openai_compatible_base_url")
+    @field_validator(
+        "openrouter_base_url",
+        "openai_compatible_base_url",
+        "searxng_url",
+        "brave_base_url",
+        "tavily_base_url",
+    )
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("openai_compatible_server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        return "auto" if value.strip().lower() == "auto" else server_name(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return check_url(value.strip())
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected redis://HOST:PORT/DB, rediss://... or unix://PATH")
+        return value.strip()
 
     @field_validator("databricks_host")
     @classmethod
@@ -243,6 +344,11 @@ class Settings(BaseSettings):
         return [key.strip().encode() for key in raw.split(",") if key.strip()]
 
     @property
+    def store_enabled(self) -> bool:
+        """Whether a feature that keeps state in the store (DATABASE_URL) is on."""
+        return self.batch_processing_enable
+
+    @property
     def effective_middle_model(self) -> str:
         return self.middle_model or self.big_model
 
@@ -257,6 +363,7 @@ class Settings(BaseSettings):
                 "FORWARD_CLIENT_KEY only applies to OpenRouter targets; "
                 f"{self.backend.value} uses its own credentials"
             )
+        found += self._server_tool_warnings()
         for name in _SECRET_FIELDS:
             value = getattr(self, name)
             if value is not None and value.get_secret_value().startswith(_PLACEHOLDER_PREFIX):
@@ -269,11 +376,23 @@ class Settings(BaseSettings):
             )
         return found
 
+    def _server_tool_warnings(self) -> list[str]:
+        needs = {
+            "searxng": ("SEARXNG_URL", self.searxng_url),
+            "brave": ("BRAVE_API_KEY", self.brave_api_key),
+            "tavily": ("TAVILY_API_KEY", self.tavily_api_key),
+        }.get(self.web_search_provider)
+        if needs is not None and needs[1] is None:
+            return [f"WEB_SEARCH_PROVIDER={self.web_search_provider} needs {needs[0]}"]
+        return []
+
     def public_view(self) -> dict[str, Any]:
         """The effective configuration with every secret replaced by whether it is set."""
         data = self.model_dump(mode="json")
         for name in _SECRETS:
             data[name] = "<set>" if getattr(self, name) is not None else None
+        data["database_url"] = redact_url(self.database_url)
+        data["redis_url"] = self.redis_url and redact_url(self.redis_url)
         data["middle_model"] = self.effective_middle_model
         data["proxy_backend"] = self.backend.value
         data["backend_reason"] = self.backend_reason

@@ -62,12 +62,29 @@ TOKENS = Counter(
     "Tokens by upstream model and kind (input, output, cache_read, cache_creation).",
     ["upstream_model", "kind"],
 )
+ESTIMATED_TOKENS = Counter(
+    "anthropic_router_estimated_tokens_total",
+    "The part of anthropic_router_tokens_total the router counted itself because the upstream"
+    " reported no usage (local servers), by upstream model and kind (input, output).",
+    ["upstream_model", "kind"],
+)
 COST = Counter(
     "anthropic_router_cost_usd_total",
     "Upstream cost in USD, where the upstream reports it (OpenRouter usage.cost).",
     ["upstream_model"],
 )
 CACHE = Counter("anthropic_router_cache_requests_total", "Prompt-cache lookups.", ["result"])
+SERVER_TOOL_CALLS = Counter(
+    "anthropic_router_server_tool_calls_total",
+    "Server tool calls run by the router, by tool and outcome (ok or the error code).",
+    ["tool", "outcome"],
+)
+SERVER_TOOL_LATENCY = Histogram(
+    "anthropic_router_server_tool_duration_seconds",
+    "Time of one server tool call run by the router.",
+    ["tool"],
+    buckets=LATENCY_BUCKETS,
+)
 BATCH = Counter("anthropic_router_batch_requests_total", "Batch request results.", ["result"])
 INFO = Gauge(
     "anthropic_router_info",
@@ -190,7 +207,15 @@ def observe(record: dict[str, Any]) -> None:
         child(RETRIES, backend).inc(record["retries"])
     if record.get("fallback"):
         child(FALLBACKS, backend).inc()
-    _observe_usage(upstream_model, record.get("usage") or {}, record.get("cost_usd"))
+    _observe_usage(
+        upstream_model,
+        record.get("usage") or {},
+        record.get("cost_usd"),
+        bool(record.get("usage_estimated")),
+    )
+    for tool_call in record.get("server_tools") or ():
+        SERVER_TOOL_CALLS.labels(tool_call["tool"], tool_call["outcome"]).inc()
+        SERVER_TOOL_LATENCY.labels(tool_call["tool"]).observe(tool_call["ms"] / 1000)
 
 
 def _upstream_label(name: str | None) -> str:
@@ -199,10 +224,14 @@ def _upstream_label(name: str | None) -> str:
     return name if name in _known_models else OTHER
 
 
-def _observe_usage(upstream_model: str, usage: dict[str, int], cost: float | None) -> None:
+def _observe_usage(
+    upstream_model: str, usage: dict[str, int], cost: float | None, estimated: bool = False
+) -> None:
     for key, kind in _USAGE_KINDS:
         if usage.get(key):
             child(TOKENS, upstream_model, kind).inc(usage[key])
+            if estimated:
+                child(ESTIMATED_TOKENS, upstream_model, kind).inc(usage[key])
     if cost:
         child(COST, upstream_model).inc(cost)
 

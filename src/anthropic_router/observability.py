@@ -42,12 +42,19 @@ class Exchange:
     error_message: str | None = None
     stop_reason: str | None = None
     usage: dict[str, int] | None = None
+    usage_estimated: bool = False  # the upstream sent no usage: `usage` is the router's count
     retries: int = 0
     client_key_id: str | None = None
     cost_usd: float | None = None
     fallback: str | None = None
     dropped: list[str] = field(default_factory=list)
+    # Tool-call repairs, inputs that failed their schema, context edits (context.py, repair.py)
+    repaired: list[str] = field(default_factory=list)
+    invalid_tool_inputs: int = 0
+    context_edits: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Server tools run by the router: {"tool", "outcome", "ms"} per call.
+    server_tools: list[dict[str, Any]] = field(default_factory=list)
 
     def mark(self, phase: str) -> None:
         """Record milliseconds since the exchange started under `phase`."""
@@ -71,12 +78,17 @@ class Exchange:
             "error": self.error_message,
             "stop_reason": self.stop_reason,
             "usage": self.usage,
+            "usage_estimated": self.usage_estimated or None,
             "retries": self.retries,
             "client_key_id": self.client_key_id,
             "cost_usd": self.cost_usd,
             "fallback": self.fallback,
             "dropped": self.dropped or None,
+            "repaired": self.repaired or None,
+            "invalid_tool_inputs": self.invalid_tool_inputs or None,
+            "context_edits": self.context_edits or None,
             "ms": self.timings,
+            "server_tools": self.server_tools or None,
         }
         return {key: value for key, value in data.items() if value is not None}
 

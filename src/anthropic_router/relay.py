@@ -18,17 +18,21 @@ import dataclasses
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from anthropic_router.config import Settings
-from anthropic_router.convert.common import anthropic_usage
+from anthropic_router.convert.common import anthropic_usage, has_usage
 from anthropic_router.convert.passthrough import (
     AnthropicRelay,
     passthrough_message,
     to_anthropic_request,
 )
+from anthropic_router.convert.repair import ToolRepair
 from anthropic_router.convert.request import to_openai_request
 from anthropic_router.convert.response import to_anthropic_message
 from anthropic_router.convert.sse import SSEDecoder
@@ -38,7 +42,7 @@ from anthropic_router.observability import Exchange
 from anthropic_router.providers.base import JsonAsStream, UpstreamStream
 from anthropic_router.providers.retry import with_retries
 from anthropic_router.routing import Route, Target
-from anthropic_router.tokens import estimate_input_tokens
+from anthropic_router.tokens import estimate_input_tokens, estimate_usage
 from anthropic_router.watchdog import Watchdog
 
 log = logging.getLogger("anthropic_router")
@@ -49,6 +53,7 @@ Events = AsyncGenerator[list[JSON], None]
 
 DROPPED_HEADER = b"x-anthropic-router-dropped"
 ROUTE_HEADER = b"x-anthropic-router-route"  # the routing file's rule that chose the route
+REPAIRED_HEADER = b"x-anthropic-router-repaired"
 
 
 @dataclass(slots=True)
@@ -186,7 +191,9 @@ class _Attempt:
         fields = {"request_id": self.record.request_id, "failed": self.failures[-1]}
         log.warning("falling back to the next target", extra={"fields": fields})
 
-    def _served(self, target: Target, prepared: _Prepared) -> list[Header]:
+    def _served(
+        self, target: Target, prepared: _Prepared, repair: ToolRepair | None = None
+    ) -> list[Header]:
         """Record which target served; the response headers say so too."""
         record = self.record
         record.upstream_model, record.backend = target.upstream_model, target.backend
@@ -204,6 +211,8 @@ class _Attempt:
             served.append((DROPPED_HEADER, header_value(",".join(record.dropped))))
         if self.failures:
             served.append((b"x-anthropic-router-fallback", header_value(record.fallback or "")))
+        if repair is not None and repair.repairs:
+            served.append((REPAIRED_HEADER, header_value(",".join(repair.names))))
         return served
 
     def _on_retry(self, error: ApiError) -> None:
@@ -224,7 +233,7 @@ class _Attempt:
             ) from None
 
     def _extra_headers(self, target: Target) -> dict[str, str]:
-        headers = {"x-request-id": self.record.request_id}
+        headers = {"x-request-id": _upstream_request_id(self.record.request_id, target)}
         if self._forwards_client_key(target):
             # FORWARD_CLIENT_KEY: a client's key is its OpenRouter key, for OpenRouter only;
             # other backends (and fallbacks to them) use their own configured credentials.
@@ -237,31 +246,70 @@ class _Attempt:
         provider, body, extra = target.provider, prepared.body, self._extra_headers(target)
         completion = await self._retrying(lambda: provider.complete(body, extra))
         self.record.mark("upstream")
-        message = self._message(target, prepared, completion)
+        repair = self._repair(target)
+        message = self._message(target, prepared, completion, repair)
+        self._estimate_missing(target, completion, message)
         self.record.stop_reason = message["stop_reason"]
         self.record.usage = message["usage"]
         self.record.cost_usd = _cost(completion.get("usage"))
-        return Reply(self._served(target, prepared), message=message)
+        return Reply(self._served(target, prepared, repair), message=message)
 
-    def _message(self, target: Target, prepared: _Prepared, completion: Any) -> JSON:
+    def _estimate_missing(self, target: Target, completion: Any, message: JSON) -> None:
+        """An answer without usage (some local servers) gets the offline estimate, marked as
+        one in the record and metrics, so context meters and ledgers do not read zero."""
+        if target.wire == "anthropic" or has_usage(completion.get("usage")):
+            return
+        usage = self._estimate(target, _output_text(message))
+        message["usage"] = {**message["usage"], **anthropic_usage(usage)}
+        self.record.usage_estimated = True
+
+    def _estimate(self, target: Target, output_text: str) -> JSON:
+        return estimate_usage(self.call.request, target.upstream_model, output_text)
+
+    def _repair(self, target: Target) -> ToolRepair | None:
+        """TOOL_CALL_REPAIR: for translated routes (Claude behind a native route needs none)."""
+        if not self.settings.tool_call_repair or target.wire == "anthropic":
+            return None
+        return ToolRepair.for_request(self.call.request)
+
+    def _repaired(self, repair: ToolRepair | None) -> None:
+        """What repair did goes to the record; inputs that failed their schema to the log
+        (tool name, path and keyword only: values are message content)."""
+        if repair is None:
+            return
+        self.record.repaired = repair.names
+        self.record.invalid_tool_inputs = len(repair.invalid)
+        if repair.invalid:
+            fields = {"request_id": self.record.request_id, "invalid": repair.invalid}
+            log.warning("tool input does not match its schema", extra={"fields": fields})
+
+    def _message(
+        self, target: Target, prepared: _Prepared, completion: Any, repair: ToolRepair | None
+    ) -> JSON:
         if target.wire == "anthropic":
             return passthrough_message(completion, self.call.route.client_model)
-        return _to_message(
+        message = _to_message(
             completion,
             model=self.call.route.client_model,
             tool_names=prepared.tool_names,
             stop_sequences=self.stop_sequences,
+            repair=repair,
         )
+        self._repaired(repair)
+        return message
 
     async def _open_stream(self, target: Target, prepared: _Prepared) -> Reply:
         provider, body, extra = target.provider, prepared.body, self._extra_headers(target)
         try:
             upstream = await self._retrying(lambda: provider.open_stream(body, extra))
         except JsonAsStream as answer:
-            message = self._message(target, prepared, answer.completion)
+            repair = self._repair(target)
+            message = self._message(target, prepared, answer.completion, repair)
+            self._estimate_missing(target, answer.completion, message)
             self.record.stop_reason = message["stop_reason"]
             self.record.usage = message["usage"]
-            return Reply(self._served(target, prepared), events=one_batch(message_events(message)))
+            served = self._served(target, prepared, repair)
+            return Reply(served, events=one_batch(message_events(message)))
         self.record.mark("upstream_headers")
         translator: Any
         if target.wire == "anthropic":
@@ -271,7 +319,9 @@ class _Attempt:
                 model=self.call.route.client_model,
                 tool_names=prepared.tool_names,
                 stop_sequences=self.stop_sequences,
+                repair=self._repair(target),
                 input_tokens=estimate_input_tokens(self.call.request),
+                estimate=lambda text: self._estimate(target, text),
             )
         served = self._served(target, prepared)
         return Reply(served, events=self._events(upstream, translator))
@@ -333,11 +383,41 @@ class _Attempt:
             record.error_message = translator.failed.message
         record.dropped.extend(translator.dropped)
         record.stop_reason = translator.stop_reason
+        if isinstance(translator, StreamTranslator):
+            # A stream's headers left before any repair: the record alone names them.
+            self._repaired(translator.repair)
         if isinstance(translator, AnthropicRelay):
             record.usage = translator.anthropic_usage or None
         elif translator.usage is not None:
             record.usage = anthropic_usage(translator.usage)
             record.cost_usd = _cost(translator.usage)
+            record.usage_estimated = translator.usage_estimated
+
+
+def _upstream_request_id(request_id: str, target: Target) -> str:
+    """The request id in the upstream's format: `req_<24 hex>`, or for servers that only
+    take UUIDs the same digits as one (zero-padded), so logs still line up."""
+    if target.options.capabilities.request_id_format != "uuid":
+        return request_id
+    digits = request_id.removeprefix("req_")
+    try:
+        return str(uuid.UUID(digits.ljust(32, "0")[:32]))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, request_id))
+
+
+def _output_text(message: JSON) -> str:
+    """What the model wrote, as the stream estimate sees it: text, thinking, tool input."""
+    parts: list[str] = []
+    for block in message.get("content") or []:
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(block.get("text") or "")
+        elif kind == "thinking":
+            parts.append(block.get("thinking") or "")
+        elif kind == "tool_use":
+            parts.append(orjson.dumps(block.get("input") or {}).decode())
+    return "".join(parts)
 
 
 async def one_batch(events: list[JSON]) -> Events:

@@ -17,7 +17,7 @@ import yaml
 
 from anthropic_router.config import ProxyBackend, Settings
 from anthropic_router.convert.options import RequestOptions
-from anthropic_router.convert.profiles import check_overrides, profile_for
+from anthropic_router.convert.profiles import check_overrides, profile_for, server_name
 from anthropic_router.errors import ConfigError
 from anthropic_router.providers.base import ChatProvider
 from anthropic_router.providers.registry import Providers
@@ -40,11 +40,14 @@ DEFAULT_BACKEND_KEY = {
     ProxyBackend.LITELLM_OPENROUTER: "litellm_openrouter",
     ProxyBackend.OPENAI_COMPATIBLE: "openai_compatible",
 }
-_ENTRY_KEYS = {"backend", "model", "fallbacks", "capabilities", "params"}
+_ENTRY_KEYS = {"backend", "model", "fallbacks", "capabilities", "params", "server"}
 _FILE_KEYS = ("fallbacks", "rules", "explicit_model_wins")  # top-level keys that are no route
 # Claude Code's /model picker keeps only ids containing "claude" or "anthropic": other route
 # names are listed under this prefix, and the prefix is taken off again when resolving.
 PICKER_PREFIX = "anthropic-router/"
+LOCAL = "openai_compatible"  # the backend whose targets get a local-server profile
+# A client model name per tier, for views of the routing (check-config, /ready).
+TIER_SAMPLES = ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-8")
 
 
 class ModelMapError(ConfigError):
@@ -59,6 +62,7 @@ class TargetSpec:
     model: str
     capabilities: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # LiteLLM kwargs (api_base, ...)
+    server: str | None = None  # openai_compatible: which local server (profiles.SERVER_RULES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,8 @@ class Target:
     provider: ChatProvider
     options: RequestOptions
     wire: Wire = "openai"  # "anthropic": the request is passed through untranslated
+    server: str | None = None  # openai_compatible: the local-server profile in use...
+    server_reason: str | None = None  # ...and how it was chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +198,21 @@ def _target(entry: Any, default_backend: str) -> TargetSpec:
     params = entry.get("params") or {}
     if not isinstance(params, dict):
         raise ModelMapError(f"entry {entry['model']!r}: 'params' must be a mapping")
+    backend = BACKEND_KEYS[backend_name]
     return TargetSpec(
-        BACKEND_KEYS[backend_name], entry["model"], capabilities, _resolve_env(params)
+        backend, entry["model"], capabilities, _resolve_env(params), _server(entry, backend)
     )
+
+
+def _server(entry: dict[str, Any], backend: str) -> str | None:
+    if entry.get("server") is None:
+        return None
+    if backend != LOCAL:
+        raise ModelMapError(f"entry {entry['model']!r}: 'server' applies to {LOCAL} targets only")
+    try:
+        return server_name(str(entry["server"]))
+    except ValueError as exc:
+        raise ModelMapError(f"entry {entry['model']!r}: {exc}") from None
 
 
 def _resolve_env(params: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +241,7 @@ class Router:
         self._providers = Providers(settings)
         self._defaults = _request_defaults(settings)
         self._cache: dict[str, Route] = {}
+        self._detected: tuple[str, str] | None = None  # (server, why): set at start-up
         self._check_backends()
 
     @property
@@ -250,6 +269,51 @@ class Router:
 
     def providers(self) -> list[ChatProvider]:
         return self._providers.all()
+
+    @property
+    def needs_detection(self) -> bool:
+        """Whether some target is on the local backend with no server named for it."""
+        if self._settings.openai_compatible_server != "auto":
+            return False
+        specs = [t for spec in self._file.routes.values() for t in spec.targets]
+        specs += [*self._file.fallbacks, TargetSpec(self._default_backend, "")]
+        return any(spec.backend == LOCAL and spec.server is None for spec in specs)
+
+    def local_provider(self) -> ChatProvider:
+        return self._providers.get(LOCAL, {})
+
+    def set_detected(self, server: str, reason: str) -> None:
+        """The local server found at start-up: routes resolved from now on use its profile."""
+        self._detected = (server, reason)
+        self._cache.clear()
+
+    def local_profiles(self) -> list[dict[str, str]]:
+        """For /ready and check-config: which profile each local target of the routing
+        file's routes and the three tiers uses, and why."""
+        seen: list[dict[str, str]] = []
+        for name in [*self.aliases, *TIER_SAMPLES]:
+            for target in self.resolve(name).targets:
+                entry = {
+                    "route": name,
+                    "model": target.upstream_model,
+                    "server": target.server or "",
+                    "reason": target.server_reason or "",
+                }
+                if target.backend == LOCAL and entry not in seen:
+                    seen.append(entry)
+        return seen
+
+    def _server_for(self, spec: TargetSpec) -> tuple[str | None, str | None]:
+        if spec.backend != LOCAL:
+            return None, None
+        if spec.server is not None:
+            return spec.server, "the route's server: hint"
+        setting = self._settings.openai_compatible_server
+        if setting != "auto":
+            return setting, f"OPENAI_COMPATIBLE_SERVER={setting}"
+        if self._detected is not None:
+            return self._detected
+        return "generic", "not detected yet (start-up detection has not run)"
 
     def resolve(self, client_model: str) -> Route:
         route = self._cache.get(client_model)
@@ -323,7 +387,8 @@ class Router:
         backend, model, params = spec.backend, spec.model, spec.params
         if backend == "litellm_openrouter":
             backend, model, params = "litellm", *self._via_litellm(model, params)
-        caps = profile_for(model, backend, spec.capabilities)
+        server, server_reason = self._server_for(spec)
+        caps = profile_for(model, backend, spec.capabilities, server)
         settings = self._settings
         options = RequestOptions(
             upstream_model=model,
@@ -341,7 +406,7 @@ class Router:
         provider = self._providers.get(
             "databricks_native" if wire == "anthropic" else backend, params
         )
-        return Target(backend, model, provider, options, wire)
+        return Target(backend, model, provider, options, wire, server, server_reason)
 
     def _via_litellm(self, model: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """PROXY_BACKEND=LITELLM_OPENROUTER: an OpenRouter id becomes `openrouter/<id>` with

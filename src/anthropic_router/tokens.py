@@ -492,3 +492,20 @@ def estimate_input_tokens(request: JSON) -> int:
     if b'"base64"' in dumped:
         dumped, media = _BASE64_DATA.subn(b"", dumped)
     return len(dumped) // 4 + media * _MEDIA_TOKENS
+
+
+# ---------------------------------------------------------------------------------------------
+# Usage estimates, for upstreams that report none
+# ---------------------------------------------------------------------------------------------
+
+
+def estimate_usage(request: JSON, upstream_model: str, output_text: str) -> JSON:
+    """OpenAI-style usage for an answer whose upstream sent none (some local servers), from
+    the request (`count_tokens`, the offline tokenizer) and the output text (text, thinking and
+    tool-argument JSON, concatenated). The caller marks it as estimated. One tokenization of
+    the request: about 0.15 ms for a short one, 15 ms for 40 KB (docs/08, "Usage when the
+    server sends none"); `estimate_input_tokens` is the cheap figure for `message_start`."""
+    return {
+        "prompt_tokens": count_tokens(request, upstream_model),
+        "completion_tokens": count_text(output_text, upstream_model),
+    }

@@ -16,6 +16,8 @@ JSON = dict[str, Any]
 
 HI = [{"role": "user", "content": "hi"}]
 SAMPLING = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
+# What an OpenAI-compatible server of unknown kind gets (SERVER_RULES["generic"]).
+GENERIC = {"assistant_tool_content": "empty", "flatten_text": True}
 
 
 # (model, backend, the fields that differ from Capabilities())
@@ -50,6 +52,7 @@ PROFILES: list[tuple[str, str, JSON]] = [
             "pdf": False,
             "openrouter_fields": False,
             "reasoning_style": "effort",
+            **GENERIC,
         },
     ),
     (
@@ -84,6 +87,7 @@ PROFILES: list[tuple[str, str, JSON]] = [
             "pdf": False,
             "openrouter_fields": False,
             "reasoning_style": "effort",
+            **GENERIC,
         },
     ),
     (
@@ -134,7 +138,7 @@ PROFILES: list[tuple[str, str, JSON]] = [
     (
         "llama3.1:8b",
         "openai_compatible",
-        {"pdf": False, "openrouter_fields": False, "reasoning_style": "effort"},
+        {"pdf": False, "openrouter_fields": False, "reasoning_style": "effort", **GENERIC},
     ),
 ]
 
@@ -258,14 +262,9 @@ CASES: list[tuple[str, JSON, str, str, JSON, list[str]]] = [
             "messages": [
                 {
                     "role": "user",
-                    "content": [
-                        {
-                            "type": "text",
-                            "text": "[Image content could not be processed: the upstream model "
-                            "does not accept images]",
-                        },
-                        {"type": "text", "text": "what?"},
-                    ],
+                    # text-only parts go as one string to an unknown local server
+                    "content": "[Image content could not be processed: the upstream model "
+                    "does not accept images]\n\nwhat?",
                 }
             ],
             "max_tokens": 100,
@@ -308,14 +307,8 @@ CASES: list[tuple[str, JSON, str, str, JSON, list[str]]] = [
             "messages": [
                 {
                     "role": "user",
-                    "content": [
-                        {
-                            "type": "text",
-                            "text": "[PDF document 'report.pdf' omitted: the upstream model "
-                            "does not accept files]",
-                        },
-                        {"type": "text", "text": "sum up"},
-                    ],
+                    "content": "[PDF document 'report.pdf' omitted: the upstream model "
+                    "does not accept files]\n\nsum up",
                 }
             ],
             "max_tokens": 100,
@@ -459,7 +452,7 @@ HISTORY_CASES: list[tuple[str, str, JSON, list[str]]] = [
         "openai_compatible",
         {
             "role": "assistant",
-            "content": None,
+            "content": "",
             "tool_calls": [UP_CALL],
             "reasoning_content": "plan",
         },
@@ -468,7 +461,7 @@ HISTORY_CASES: list[tuple[str, str, JSON, list[str]]] = [
     (
         "llama3",
         "openai_compatible",
-        {"role": "assistant", "content": None, "tool_calls": [UP_CALL]},
+        {"role": "assistant", "content": "", "tool_calls": [UP_CALL]},
         ["thinking:history"],
     ),
 ]

@@ -73,8 +73,23 @@ def test_stream_accumulator_and_final_message(router: RouterProcess, upstream: F
 
 
 def test_stream_tool_input_accumulates(router: RouterProcess, upstream: FakeUpstream):
+    """TOOL_CALL_REPAIR (the default) holds a call's arguments until its block closes and
+    sends them as one delta; the fragments themselves are checked below with repair off."""
     upstream.enqueue(weather_call_stream())
     out = run_sdk(router, "stream-tool")
+    check_weather_stream(out, upstream)
+    assert out["jsonDeltas"] == [json.dumps(WEATHER)]
+
+
+def test_stream_tool_input_fragments_accumulate(router_factory, upstream: FakeUpstream):
+    router = router_factory(env={"TOOL_CALL_REPAIR": "false"})
+    upstream.enqueue(weather_call_stream())
+    out = run_sdk(router, "stream-tool")
+    check_weather_stream(out, upstream)
+    assert len(out["jsonDeltas"]) > 1  # the fragments arrived as several input_json deltas
+
+
+def check_weather_stream(out: dict[str, Any], upstream: FakeUpstream) -> None:
     message = out["message"]
     assert message["stop_reason"] == "tool_use"
     text, tool_use = message["content"]
@@ -85,7 +100,6 @@ def test_stream_tool_input_accumulates(router: RouterProcess, upstream: FakeUpst
         "get_weather",
     )
     assert tool_use["input"] == WEATHER
-    assert len(out["jsonDeltas"]) > 1  # the fragments arrived as several input_json deltas
     [sent] = chat_requests(upstream)
     [function] = [tool["function"] for tool in sent.json["tools"]]
     assert function["name"] == "get_weather"

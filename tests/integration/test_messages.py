@@ -390,7 +390,9 @@ def test_claude_code_shapes_are_accepted(router, upstream: FakeUpstream, backend
     assert response.json()["content"] == [{"type": "text", "text": "fine"}]
     assert response.headers[BACKEND] == backend.served_by
     dropped = dropped_names(response.headers)
-    assert "context_management" in dropped and "field:some_future_field" in dropped
+    # context_management is emulated (docs/04), not dropped: `keep: all` clears nothing.
+    assert "context_management" not in dropped and "field:some_future_field" in dropped
+    assert response.json()["context_management"] == {"applied_edits": []}
     assert response.headers["request-id"].startswith("req_")
     sent = upstream.last.json
     assert upstream.last.path == backend.chat_path(backend.big)

@@ -15,6 +15,12 @@ DELTAS_BY_BLOCK: dict[str, set[str]] = {
     "thinking": {"thinking_delta", "signature_delta"},
     "tool_use": {"input_json_delta"},
     "redacted_thinking": set(),
+    # Server tools: uses stream their input like tool_use; results arrive whole.
+    "server_tool_use": {"input_json_delta"},
+    "mcp_tool_use": {"input_json_delta"},
+    "web_search_tool_result": set(),
+    "web_fetch_tool_result": set(),
+    "mcp_tool_result": set(),
 }
 STOP_REASONS = {
     "end_turn",
@@ -119,6 +125,11 @@ def _check_start_block(block: JSON, where: str) -> None:
         assert set(block) == {"type", "id", "name", "input"} and block["input"] == {}, where
         assert TOOL_ID.match(block["id"]), where
         assert isinstance(block["name"], str), where
+    elif kind in ("server_tool_use", "mcp_tool_use"):
+        assert block["input"] == {} and TOOL_ID.match(block["id"]), where
+        assert isinstance(block["name"], str), where
+    elif kind.endswith("_tool_result"):
+        assert TOOL_ID.match(block["tool_use_id"]) and "content" in block, where
     else:
         assert isinstance(block["data"], str), where
 
@@ -143,10 +154,12 @@ def accumulate(events: list[JSON]) -> JSON:
                 block["signature"] = delta["signature"]
             elif delta["type"] == "input_json_delta":
                 partial[event["index"]] = partial.get(event["index"], "") + delta["partial_json"]
+            elif delta["type"] == "citations_delta":
+                block.setdefault("citations", []).append(delta["citation"])
         elif kind == "content_block_stop":
             text = partial.pop(event["index"], "")
             block = message["content"][event["index"]]
-            if block["type"] == "tool_use":
+            if block["type"] in ("tool_use", "server_tool_use", "mcp_tool_use"):
                 block["input"] = orjson.loads(text) if text else {}
         elif kind == "message_delta":
             message["stop_reason"] = event["delta"]["stop_reason"]

@@ -61,6 +61,14 @@ def anthropic_usage(usage: JSON | None) -> JSON:
     }
 
 
+def has_usage(usage: Any) -> bool:
+    """Whether an OpenAI `usage` object counts anything: servers that ignore
+    `stream_options` send none, or zeros, or `null`."""
+    if not isinstance(usage, dict):
+        return False
+    return _int(usage.get("prompt_tokens")) > 0 or _int(usage.get("completion_tokens")) > 0
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 

@@ -8,7 +8,7 @@ consecutive same-role messages are merged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -22,6 +22,7 @@ from anthropic_router.convert.content import (
 )
 from anthropic_router.convert.ids import to_upstream_tool_name
 from anthropic_router.convert.options import RequestOptions
+from anthropic_router.convert.profiles import Capabilities
 from anthropic_router.convert.report import Report
 
 JSON = dict[str, Any]
@@ -41,7 +42,8 @@ def convert_messages(
     for message in _merge_turns(messages):
         out.extend(_convert_one(message, options, report))
     out = _repair_tool_pairing(out, report)
-    return [_finish(message) for message in _merge_same_role(out)]
+    caps = options.capabilities
+    return [_shape(_finish(message), caps) for message in _merge_same_role(out)]
 
 
 def _merge_turns(messages: list[JSON]) -> list[JSON]:
@@ -342,6 +344,29 @@ def _as_parts(content: Any) -> list[JSON]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     return list(content)
+
+
+def _shape(message: JSON, caps: Capabilities) -> JSON:
+    """The target server's spelling of what OpenAI allows several ways (convert/profiles.py):
+    a tool-call turn's empty `content`, and user text as parts or as one string."""
+    content = message.get("content")
+    if message["role"] == "assistant" and content is None:
+        if caps.assistant_tool_content == "empty":
+            message["content"] = ""
+        elif caps.assistant_tool_content == "omit":
+            del message["content"]
+    elif caps.flatten_text and message["role"] == "user" and _text_only(content):
+        message["content"] = "\n\n".join(part["text"] for part in content)
+    return message
+
+
+def _text_only(content: Any) -> TypeGuard[list[JSON]]:
+    """Non-empty parts that are all plain text (no cache breakpoint to keep)."""
+    return (
+        isinstance(content, list)
+        and bool(content)
+        and all(part.get("type") == "text" and "cache_control" not in part for part in content)
+    )
 
 
 def _finish(message: JSON) -> JSON:

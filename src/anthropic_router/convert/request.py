@@ -55,17 +55,28 @@ def to_openai_request(request: JSON, options: RequestOptions) -> Conversion:
     caps = options.capabilities
     if request.get("max_tokens"):
         body[caps.max_tokens_field] = request["max_tokens"]
-    if request.get("stream"):
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
     _sampling(request, body, options, report)
     tool_names = _tools(request, body, caps, report)
+    _stream(request, body, caps)
     _thinking(request, body, caps, report)
     _output_format(request, body)
     _top_level_cache_control(request, body, options, report)
     _extensions(request, body, options, report)
     _drop_rejected(body, caps, report)
     return Conversion(body=body, report=report, tool_names=tool_names)
+
+
+def _stream(request: JSON, body: JSON, caps: Capabilities) -> None:
+    """`stream_options` only where the server reports usage when asked. A server that cannot
+    stream an answer to tools with `tool_choice` auto gets that request unstreamed: the relay
+    replays its JSON answer as SSE (providers raise JsonAsStream)."""
+    if not request.get("stream"):
+        return
+    if "tools" in body and body.get("tool_choice", "auto") == "auto" and not caps.stream_auto_tools:
+        return
+    body["stream"] = True
+    if caps.stream_usage == "include_usage":
+        body["stream_options"] = {"include_usage": True}
 
 
 def _drop_rejected(body: JSON, caps: Capabilities, report: Report) -> None:
@@ -120,7 +131,37 @@ def _tools(request: JSON, body: JSON, caps: Capabilities, report: Report) -> dic
         _tool_choice(request.get("tool_choice"), body)
         if not caps.tool_choice and body.pop("tool_choice", "auto") != "auto":
             report.drop("tool_choice")
+        _fit_tool_choice(body, caps.tool_choice_forms, report)
     return names
+
+
+def _form(choice: Any) -> str:
+    return "function" if isinstance(choice, dict) else str(choice)
+
+
+def _fit_tool_choice(body: JSON, forms: frozenset[str], report: Report) -> None:
+    """A `tool_choice` form the server does not honour, said in one it does where the meaning
+    is the same: a named tool is "required" with only that tool offered, "required" with one
+    tool is that tool by name, "none" is no tools. Otherwise dropped and reported."""
+    choice = body.get("tool_choice")
+    if choice is None or _form(choice) in forms:
+        return
+    tools = body["tools"]
+    if isinstance(choice, dict) and "required" in forms:
+        name = choice["function"]["name"]
+        body["tools"] = [t for t in tools if t["function"]["name"] == name] or tools
+        body["tool_choice"] = "required"
+    elif choice == "required" and len(tools) == 1 and "function" in forms:
+        body["tool_choice"] = {
+            "type": "function",
+            "function": {"name": tools[0]["function"]["name"]},
+        }
+    elif choice == "none":
+        del body["tools"], body["tool_choice"]
+        body.pop("parallel_tool_calls", None)
+    else:
+        del body["tool_choice"]
+        report.drop("tool_choice")
 
 
 def _parameters(schema: Any, caps: Capabilities, report: Report) -> JSON:

@@ -14,6 +14,7 @@ from anthropic_router.convert.common import (
     upstream_error,
 )
 from anthropic_router.convert.ids import new_message_id, to_anthropic_tool_id
+from anthropic_router.convert.repair import ToolRepair
 from anthropic_router.errors import ApiError
 
 JSON = dict[str, Any]
@@ -25,8 +26,10 @@ def to_anthropic_message(
     model: str,
     tool_names: dict[str, str] | None = None,
     stop_sequences: list[str] | None = None,
+    repair: ToolRepair | None = None,
 ) -> JSON:
-    """`model` is the name the client asked for: clients compare it with what they sent."""
+    """`model` is the name the client asked for: clients compare it with what they sent.
+    With `repair`, broken arguments and calls written as text are set right (see repair.py)."""
     if "error" in completion and not completion.get("choices"):
         raise upstream_error(completion["error"])
     choices = completion.get("choices")
@@ -38,7 +41,7 @@ def to_anthropic_message(
         # answer passed off as complete would mislead the client, so it is an error.
         raise upstream_error(choice.get("error") or completion.get("error") or "generation failed")
     message = choice.get("message") or {}
-    content = _content_blocks(message, tool_names or {})
+    content = _content_blocks(message, tool_names or {}, repair)
     made_calls = any(block["type"] == "tool_use" for block in content)
     stop_sequence = matched_stop_sequence(choice, stop_sequences or [])
     stop_reason = (
@@ -48,7 +51,7 @@ def to_anthropic_message(
     )
     if message.get("refusal") and not message.get("content"):
         stop_reason = "refusal"
-    return {
+    result = {
         "id": _message_id(completion.get("id")),
         "type": "message",
         "role": "assistant",
@@ -58,6 +61,7 @@ def to_anthropic_message(
         "stop_sequence": stop_sequence,
         "usage": anthropic_usage(completion.get("usage")),
     }
+    return repair.message(result) if repair is not None else result
 
 
 def _message_id(upstream_id: Any) -> str:
@@ -66,7 +70,9 @@ def _message_id(upstream_id: Any) -> str:
     return new_message_id()
 
 
-def _content_blocks(message: JSON, tool_names: dict[str, str]) -> list[JSON]:
+def _content_blocks(
+    message: JSON, tool_names: dict[str, str], repair: ToolRepair | None
+) -> list[JSON]:
     blocks: list[JSON] = []
     for part in reasoning_parts(message):
         part.pop("index", None)
@@ -81,7 +87,7 @@ def _content_blocks(message: JSON, tool_names: dict[str, str]) -> list[JSON]:
         blocks.append({"type": "text", "text": str(message["refusal"])})
     seen_ids: set[str] = set()
     for call in message.get("tool_calls") or []:
-        block = _tool_use(call, tool_names)
+        block = _tool_use(call, tool_names, repair)
         while block["id"] in seen_ids:  # some providers repeat ids across parallel calls
             block["id"] += "_"
         seen_ids.add(block["id"])
@@ -108,11 +114,12 @@ def _content_list(items: list[Any]) -> list[JSON]:
     return blocks
 
 
-def _tool_use(call: JSON, tool_names: dict[str, str]) -> JSON:
+def _tool_use(call: JSON, tool_names: dict[str, str], repair: ToolRepair | None) -> JSON:
     function = call.get("function") or {}
     name = str(function.get("name") or "")
     arguments = function.get("arguments")
-    tool_input = arguments if isinstance(arguments, dict) else parse_arguments(str(arguments or ""))
+    parse = parse_arguments if repair is None else repair.arguments
+    tool_input = arguments if isinstance(arguments, dict) else parse(str(arguments or ""))
     return {
         "type": "tool_use",
         "id": to_anthropic_tool_id(call.get("id")),

@@ -9,6 +9,7 @@ time, `message_delta` held until usage has arrived, and nothing after `message_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +18,15 @@ import orjson
 from anthropic_router.convert.common import (
     anthropic_usage,
     content_list_parts,
+    has_usage,
     matched_stop_sequence,
     reasoning_parts,
     stop_reason_for,
     upstream_error,
 )
-from anthropic_router.convert.ids import new_message_id, to_anthropic_tool_id
+from anthropic_router.convert.ids import new_message_id, new_tool_id, to_anthropic_tool_id
+from anthropic_router.convert.repair import ToolRepair
+from anthropic_router.convert.text_calls import Piece, TextCallScanner
 from anthropic_router.errors import ApiError
 
 JSON = dict[str, Any]
@@ -34,6 +38,8 @@ class _ToolSlot:
     upstream_id: str | None
     saw_arguments: bool = False
     held_empty_object: bool = False
+    name: str = ""
+    buffer: list[str] = field(default_factory=list)  # arguments held for repair
     # A call that began while another tool block was open: its block waits, with all its
     # fragments, until the open one is closed (upstreams may interleave 0, 1, 0, 1).
     pending: list[str] | None = None
@@ -46,6 +52,7 @@ class _Open:
     index: int
     key: Any = None  # reasoning_details index or upstream tool-call index
     signed: bool = False  # a thinking block that got its signature takes no more text
+    slot: _ToolSlot | None = None  # a tool block's call, whose held arguments close with it
 
 
 @dataclass(slots=True)
@@ -62,6 +69,17 @@ class StreamTranslator:
     dropped: list[str] = field(default_factory=list)
     usage: JSON | None = None
     stop_reason: str | None = None
+    # Called with the streamed output text when the upstream sent no usage (llama-cpp-python
+    # never does): returns OpenAI-style usage, and `usage_estimated` says so. Injected so
+    # conversion stays pure (the relay passes tokens.estimate_usage bound to the request).
+    estimate: Callable[[str], JSON] | None = None
+    usage_estimated: bool = False
+    _output: list[str] = field(default_factory=list)
+    # Tool-call repair (TOOL_CALL_REPAIR): arguments are held until their block closes and
+    # repaired there; text is scanned for calls written as text. None: relayed as they come.
+    repair: ToolRepair | None = None
+    _scanner: TextCallScanner | None = None
+    _text_calls: int = 0
     _started: bool = False
     _open: _Open | None = None
     _next_index: int = 0
@@ -145,6 +163,7 @@ class StreamTranslator:
                 self._finished_choice = True
                 self._finish_reason = finish_reason
                 self._stop_sequence = matched_stop_sequence(choice, self.stop_sequences)
+                self._flush_text(events)
                 self._close(events)
                 self._release_waiting(events)
 
@@ -153,13 +172,17 @@ class StreamTranslator:
         if self.done:
             return []
         events = self.start()
+        self._flush_text(events)
         self._close(events)
         self._release_waiting(events)
-        made_calls = bool(self._tools)
+        made_calls = bool(self._tools) or self._text_calls > 0
         if self._stop_sequence:
             self.stop_reason = "stop_sequence"
         else:
             self.stop_reason = stop_reason_for(self._finish_reason, made_tool_calls=made_calls)
+        if self.estimate is not None and not has_usage(self.usage):
+            self.usage = self.estimate("".join(self._output))
+            self.usage_estimated = True
         events.append(
             {
                 "type": "message_delta",
@@ -187,6 +210,7 @@ class StreamTranslator:
         if self.done:
             return []
         events = self.start()
+        self._flush_text(events)
         self._close(events)
         events.append(
             {"type": "error", "error": {"type": error.error_type, "message": error.message}}
@@ -214,15 +238,49 @@ class StreamTranslator:
                     self._tool_call(position, call, events)
 
     def _text(self, text: str, events: list[JSON]) -> None:
+        if self.repair is None:
+            self._emit_text(text, events)
+            return
+        if self._scanner is None:
+            self._scanner = self.repair.scanner()
+        self._pieces(self._scanner.feed(text), events)
+
+    def _flush_text(self, events: list[JSON]) -> None:
+        """Text held by the call scanner goes out before anything that follows it."""
+        if self._scanner is not None:
+            self._pieces(self._scanner.finish(), events)
+
+    def _pieces(self, pieces: list[Piece], events: list[JSON]) -> None:
+        for piece in pieces:
+            if piece[0] == "text":
+                self._emit_text(piece[1], events)
+            else:
+                self._text_call(piece[1], piece[2], piece[3], events)
+
+    def _text_call(self, name: str, tool_input: JSON, fmt: str, events: list[JSON]) -> None:
+        """A call the model wrote as text, as the tool_use block it meant."""
+        assert self.repair is not None
+        name = self.tool_names.get(name) or self.repair.client_name(name)
+        self.repair.note(f"text_tool_call:{fmt}")
+        self.repair.check(name, tool_input)
+        block = {"type": "tool_use", "id": new_tool_id(), "name": name, "input": {}}
+        self._begin("tool_use", block, None, events)
+        self._json_delta(self._next_index - 1, orjson.dumps(tool_input).decode(), events)
+        self._close(events)
+        self._text_calls += 1
+
+    def _emit_text(self, text: str, events: list[JSON]) -> None:
         opened = self._open
         if opened is None or opened.kind != "text":
             self._begin("text", {"type": "text", "text": ""}, None, events)
             opened = self._open
         assert opened is not None
+        self._output.append(text)
         delta = {"type": "text_delta", "text": text}
         events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
 
     def _reasoning(self, part: JSON, events: list[JSON]) -> None:
+        self._flush_text(events)
         if part["type"] == "redacted_thinking":
             self._close(events)
             self._begin("redacted_thinking", part, None, events)
@@ -230,6 +288,7 @@ class StreamTranslator:
             return
         opened = self._thinking_block(part, events)
         if part["thinking"]:
+            self._output.append(part["thinking"])
             delta = {"type": "thinking_delta", "thinking": part["thinking"]}
             events.append({"type": "content_block_delta", "index": opened.index, "delta": delta})
         if part["signature"]:
@@ -264,6 +323,7 @@ class StreamTranslator:
                 self._reasoning(part, events)
 
     def _tool_call(self, position: int, call: JSON, events: list[JSON]) -> None:
+        self._flush_text(events)
         key = call.get("index", position)
         slot = self._tools.get(key)
         call_id = call.get("id")
@@ -283,21 +343,20 @@ class StreamTranslator:
             tool_id += "_"
         self._tool_ids.add(tool_id)
         name = str((call.get("function") or {}).get("name") or "")
-        block = {
-            "type": "tool_use",
-            "id": tool_id,
-            "name": self.tool_names.get(name, name),
-            "input": {},
-        }
+        name = self.tool_names.get(name, name)
+        block = {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
         opened = self._open
         if self._waiting or (opened is not None and opened.kind == "tool_use"):
             # Another call is streaming: this one may still interleave with it, so its block
             # waits (index given when it is emitted) instead of closing the open one.
-            slot = _ToolSlot(index=-1, upstream_id=call.get("id"), pending=[], block=block)
+            slot = _ToolSlot(
+                index=-1, upstream_id=call.get("id"), name=name, pending=[], block=block
+            )
             self._waiting.append(slot)
         else:
             self._begin("tool_use", block, key, events)
-            slot = _ToolSlot(index=self._next_index - 1, upstream_id=call.get("id"))
+            slot = _ToolSlot(index=self._next_index - 1, upstream_id=call.get("id"), name=name)
+            self._hold(slot)
         self._tools[key] = slot
         return slot
 
@@ -316,10 +375,31 @@ class StreamTranslator:
             slot.held_empty_object = True
             return
         if slot.held_empty_object and not arguments.lstrip().startswith("{"):
-            self._json_delta(slot.index, "{}", events)
+            self._arguments_out(slot, "{}", events)
         slot.held_empty_object = False
         slot.saw_arguments = True
-        self._json_delta(slot.index, arguments, events)
+        self._arguments_out(slot, arguments, events)
+
+    def _arguments_out(self, slot: _ToolSlot, fragment: str, events: list[JSON]) -> None:
+        if self.repair is None:
+            self._json_delta(slot.index, fragment, events)
+        else:
+            slot.buffer.append(fragment)
+
+    def _repaired_arguments(self, slot: _ToolSlot, events: list[JSON]) -> None:
+        """The held arguments of a closing tool block, repaired if they must be: one delta."""
+        assert self.repair is not None
+        text = "".join(slot.buffer)
+        slot.buffer.clear()
+        if slot.held_empty_object and not text:
+            text = "{}"
+        tool_input, repair = ToolRepair.parse(text)
+        self.repair.note(repair)
+        self.repair.check(slot.name, tool_input)
+        as_sent = repair is None and (not text.strip() or text.lstrip().startswith("{"))
+        fragment = text if as_sent else orjson.dumps(tool_input).decode()
+        if fragment.strip():
+            self._json_delta(slot.index, fragment, events)
 
     def _release_waiting(self, events: list[JSON]) -> None:
         """Emit the waiting tool calls in the order they began, each with all its fragments."""
@@ -329,12 +409,13 @@ class StreamTranslator:
             slot.pending = slot.block = None
             self._begin("tool_use", block, None, events)
             slot.index = self._next_index - 1
+            self._hold(slot)
             for fragment in fragments:
                 self._tool_arguments(slot, fragment, events)
             self._close(events)
 
-    @staticmethod
-    def _json_delta(index: int, fragment: str, events: list[JSON]) -> None:
+    def _json_delta(self, index: int, fragment: str, events: list[JSON]) -> None:
+        self._output.append(fragment)
         delta = {"type": "input_json_delta", "partial_json": fragment}
         events.append({"type": "content_block_delta", "index": index, "delta": delta})
 
@@ -349,7 +430,15 @@ class StreamTranslator:
         events.append({"type": "content_block_start", "index": index, "content_block": block})
         self._open = _Open(kind=kind, index=index, key=key)
 
+    def _hold(self, slot: _ToolSlot) -> None:
+        """The open block is `slot`'s: with repair on, its arguments go out when it closes."""
+        if self._open is not None:
+            self._open.slot = slot
+
     def _close(self, events: list[JSON]) -> None:
+        opened = self._open
+        if opened is not None and opened.slot is not None and self.repair is not None:
+            self._repaired_arguments(opened.slot, events)
         if self._open is not None:
             events.append({"type": "content_block_stop", "index": self._open.index})
             self._open = None

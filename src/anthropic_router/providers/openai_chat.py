@@ -89,6 +89,8 @@ class OpenAIChatProvider:
         models_key: str = "data",
     ) -> None:
         self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.models_url = self.base_url + models_path
         self._chat_url = base_url.rstrip("/") + chat_path
         self._models_url = base_url.rstrip("/") + models_path
         self._endpoint = endpoint or (lambda body: (self._chat_url, body))
@@ -167,6 +169,18 @@ class OpenAIChatProvider:
             if isinstance(model, dict) and isinstance(model.get("id"), str):
                 found.append(model)
         return found
+
+    async def get_json(self, url: str) -> Any:
+        """GET `url` with this upstream's headers: the JSON body of a 200, else None (for
+        start-up probes, which must never fail start-up)."""
+        try:
+            headers = {**self._headers, **(await self.auth(self.session) if self.auth else {})}
+            async with self.session.get(url, headers=headers) as response:
+                if response.status != 200:
+                    return None
+                return orjson.loads(await _read(response, self._idle_timeout))
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ApiError):
+            return None
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -131,6 +131,8 @@ def _check_message(index: int, message: Any) -> None:
 
 def _check_tools(tools: list[JSON]) -> None:
     for index, tool in enumerate(tools):
+        if tool.get("type") == "mcp_toolset":  # names a server, not a tool (MCP connector)
+            continue
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise invalid_request(f"tools.{index}.name: Field required")
         schema = tool.get("input_schema")
