@@ -11,6 +11,8 @@ Routes
                             {"first_gap_ms": 5} (with delay_ms 0) sends the first chunk,
                             pauses, then the rest at once: TTFT without batching effects;
                             {"nonstream_delay_ms": 200} delays every non-streaming reply
+                            {"latency_ms": 20} answers non-streaming requests after 20 ms
+                            (the fixed-latency mock of LiteLLM's gateway benchmark)
   GET  /_bench/stats        request counters and the last request body (for checks)
 
 Non-streaming reply: one assistant message of about 200 tokens.
@@ -18,7 +20,8 @@ Streaming reply: 50 content chunks, a finish chunk, a usage chunk, then ``data: 
 sent as one write when the delay is 0, otherwise one chunk every ``delay_ms``
 (the first content chunk goes out at once, so the floor's TTFT stays near zero).
 
-Run: python bench/upstream.py --port 18000 [--delay-ms 0]
+Run: python bench/upstream.py --port 18000 [--delay-ms 0] [--tls-cert c.pem --tls-key k.pem]
+(with a certificate it serves HTTPS: the TLS upstream scenario)
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import os
 import resource
 import signal
+import ssl
 import sys
 
 MODEL = "bench-model"
@@ -134,8 +138,8 @@ NOT_FOUND = _small("404 Not Found", b'{"error":"not found"}')
 
 class State:
     delay_s = 0.0
+    latency_s = 0.0  # non-streaming: answer after this long (the gateway benchmark's mock)
     first_gap_s = 0.0
-    nonstream_delay_s = 0.0
     n_nonstream = 0
     n_stream = 0
     last_body = b""
@@ -216,9 +220,9 @@ class Upstream(asyncio.Protocol):
                     return
             else:
                 State.n_nonstream += 1
-                if State.nonstream_delay_s > 0:  # a model's think time (batch benchmark)
+                if State.latency_s > 0:
                     self.busy = True
-                    self.loop.call_later(State.nonstream_delay_s, self._delayed_nonstream)
+                    self.loop.call_later(State.latency_s, self._answer_late)
                     return
                 t.write(NONSTREAM_RESP)
         elif method == b"get" and path.endswith(b"/models"):
@@ -229,7 +233,9 @@ class Upstream(asyncio.Protocol):
             cfg = json.loads(body or b"{}")
             State.delay_s = float(cfg.get("delay_ms", 0)) / 1000.0
             State.first_gap_s = float(cfg.get("first_gap_ms", 0)) / 1000.0
-            State.nonstream_delay_s = float(cfg.get("nonstream_delay_ms", 0)) / 1000.0
+            State.latency_s = (
+                float(cfg.get("latency_ms", cfg.get("nonstream_delay_ms", 0))) / 1000.0
+            )
             t.write(
                 _small(
                     "200 OK",
@@ -264,10 +270,13 @@ class Upstream(asyncio.Protocol):
         if self.close_after:
             t.close()
 
-    def _delayed_nonstream(self) -> None:
+    def _answer_late(self) -> None:
         if self.t.is_closing():
             return
         self.t.write(NONSTREAM_RESP)
+        self._done()
+
+    def _done(self) -> None:
         self.busy = False
         if self.close_after:
             self.t.close()
@@ -292,11 +301,7 @@ class Upstream(asyncio.Protocol):
             return
         else:
             t.write(STREAM_TAIL)
-        self.busy = False
-        if self.close_after:
-            t.close()
-        elif self.buf:
-            self.data_received(b"")
+        self._done()
 
 
 def raise_nofile() -> None:
@@ -305,13 +310,16 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def main(host: str, port: int) -> None:
+async def main(host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Upstream, host, port, backlog=4096, reuse_address=True)
+    server = await loop.create_server(
+        Upstream, host, port, backlog=4096, reuse_address=True, ssl=tls
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"upstream listening on http://{host}:{port}", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"upstream listening on {scheme}://{host}:{port}", flush=True)
     async with server:
         await stop.wait()
 
@@ -321,7 +329,13 @@ if __name__ == "__main__":
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18000)
     ap.add_argument("--delay-ms", type=float, default=0.0)
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM) ...")
+    ap.add_argument("--tls-key", help="... and this key (PEM)")
     a = ap.parse_args()
+    tls = None
+    if a.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(a.tls_cert, a.tls_key)
     State.delay_s = a.delay_ms / 1000.0
     raise_nofile()
     try:
@@ -333,7 +347,7 @@ if __name__ == "__main__":
         factory = None
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(main(a.host, a.port))
+            runner.run(main(a.host, a.port, tls))
     except KeyboardInterrupt:
         pass
     os._exit(0)

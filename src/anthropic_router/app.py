@@ -583,18 +583,33 @@ def _api_path(path: str) -> str:
 
 async def _until_disconnect(work: Any, receive: Receive) -> None:
     """Run `work`, cancelling it when the client goes away so the upstream request is
-    closed at once instead of generating (and billing) an answer nobody reads."""
-    task = asyncio.ensure_future(work)
+    closed at once instead of generating (and billing) an answer nobody reads.
+
+    `work` runs in this task (a task of its own and `asyncio.wait` cost about 20 µs per
+    request); the watcher task cancels this one on a disconnect, and the cancellation is
+    told apart from any other by the flag it sets."""
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"gone": False, "finished": False}
+
+    def on_disconnect(watcher: asyncio.Future[None]) -> None:
+        if watcher.cancelled() or watcher.exception() is not None or state["finished"]:
+            return
+        state["gone"] = True
+        task.cancel()
+
     watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    watcher.add_done_callback(on_disconnect)
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task not in done:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            raise ClientDisconnected
-        task.result()
+        await work
+        state["finished"] = True
+    except asyncio.CancelledError:
+        state["finished"] = True
+        if state["gone"] and task.uncancel() == 0:
+            raise ClientDisconnected from None
+        raise
     finally:
+        watcher.remove_done_callback(on_disconnect)
         watcher.cancel()
 
 

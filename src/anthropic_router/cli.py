@@ -83,8 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises the signal it handled once shutdown is complete, with the handler it
     # found installed: a no-op one makes a clean stop exit 0 rather than -15.
     signal.signal(signal.SIGTERM, _after_clean_shutdown)
-    uvicorn.run(
-        app,
+    options: dict[str, Any] = dict(
         factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,
@@ -94,9 +93,18 @@ def _serve(args: argparse.Namespace) -> int:
         lifespan="on",
         access_log=False,
         server_header=False,
+        # The router reads no client address; uvicorn's X-Forwarded-* rewriting is a
+        # middleware layer (and a scan of the headers) on every request.
+        proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
+    from anthropic_router import workers
+
+    if settings.workers > 1 and workers.available():
+        workers.run(app, **options)  # the kernel spreads connections over the workers
+    else:
+        uvicorn.run(app, **options)
     return 0
 
 

@@ -148,6 +148,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,  # which worker, with --workers N
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):

@@ -17,6 +17,7 @@ from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError
 from anthropic_router.providers.base import JsonAsStream
 from anthropic_router.providers.errors import error_from_response
+from anthropic_router.watchdog import Watchdog
 
 JSON = dict[str, Any]
 
@@ -29,14 +30,19 @@ class _Stream:
         self._idle_timeout = idle_timeout
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        dog = Watchdog()  # STREAM_IDLE_TIMEOUT per read, one timer per stream
+        content = self._response.content
         try:
-            while chunk := await _read_some(self._response, self._idle_timeout):
+            while chunk := await dog.within(content.readany(), loop.time() + self._idle_timeout):
                 yield chunk
         except TimeoutError as exc:
             message = "upstream stream went silent (STREAM_IDLE_TIMEOUT)"
             raise ApiError("timeout_error", message) from exc
         except aiohttp.ClientError as exc:
             raise ApiError("api_error", f"upstream connection lost: {type(exc).__name__}") from exc
+        finally:
+            dog.close()
 
     async def aclose(self) -> None:
         self._response.close()
@@ -96,7 +102,7 @@ class OpenAIChatProvider:
             connect=connect_timeout,
             sock_connect=connect_timeout,
             # No sock_read: it would also bound the wait for headers (FIRST_BYTE_TIMEOUT's
-            # job); silence between body chunks is bounded per read in `_read_some`.
+            # job); silence between body chunks is bounded per read (`_Stream`, `_read_some`).
             sock_read=None,
         )
         self._first_byte_timeout = first_byte_timeout
