@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,12 +51,27 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     conn.row_factory = _dict_row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if path != ":memory:":
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn)
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode (persistent in the file). Switching can fail at once with "database is
+    locked" while another process opens the same new file, without waiting on the busy
+    handler: retry for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _is_read(sql: str) -> bool:
