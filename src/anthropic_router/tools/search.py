@@ -99,15 +99,7 @@ async def _searxng(
 ) -> list[SearchResult]:
     params = {"q": _site_query(query, config), "format": "json"}
     data = await _get_json(session, "GET", f"{settings.searxng_url}/search", timeout, params=params)
-    return [
-        SearchResult(
-            str(item.get("url", "")),
-            str(item.get("title") or item.get("url", "")),
-            str(item.get("content") or ""),
-            item.get("publishedDate") or None,
-        )
-        for item in _items(data.get("results"))
-    ]
+    return _results(data.get("results"), "publishedDate")
 
 
 async def _brave(
@@ -157,15 +149,7 @@ async def _tavily(
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     url = f"{settings.tavily_base_url}/search"
     data = await _get_json(session, "POST", url, timeout, data=orjson.dumps(body), headers=headers)
-    return [
-        SearchResult(
-            str(item.get("url", "")),
-            str(item.get("title") or item.get("url", "")),
-            str(item.get("content") or ""),
-            item.get("published_date") or None,
-        )
-        for item in _items(data.get("results"))
-    ]
+    return _results(data.get("results"), "published_date")
 
 
 async def _openrouter(
@@ -212,6 +196,20 @@ _PROVIDERS = {"searxng": _searxng, "brave": _brave, "tavily": _tavily, "openrout
 
 def _items(value: Any) -> list[JSON]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _results(value: Any, date_key: str) -> list[SearchResult]:
+    """SearXNG's and Tavily's result lists: url, title, content; they differ only in the
+    name of the date field."""
+    return [
+        SearchResult(
+            str(item.get("url", "")),
+            str(item.get("title") or item.get("url", "")),
+            str(item.get("content") or ""),
+            item.get(date_key) or None,
+        )
+        for item in _items(value)
+    ]
 
 
 def _site_query(query: str, config: JSON) -> str:
