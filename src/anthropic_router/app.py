@@ -488,7 +488,7 @@ async def send_reply(
     except BaseException:
         await events.aclose()  # never started: its cleanup (upstream, MCP sessions) runs now
         raise
-    pinger = asyncio.ensure_future(_keep_alive(send, ping_interval))
+    pinger = _Pinger(send, ping_interval)
     task = asyncio.current_task()
     if drain is not None and task is not None:
         drain.tasks.add(task)
@@ -498,6 +498,7 @@ async def send_reply(
             await send(
                 {"type": "http.response.body", "body": encode_events(batch), "more_body": True}
             )
+            pinger.sent_at = pinger.loop.time()
             open_block = _open_block(batch, open_block)
     except asyncio.CancelledError:
         if drain is None or not drain.closing or task is None:
@@ -511,7 +512,7 @@ async def send_reply(
         body = closing + SHUTDOWN_EVENT
         await send({"type": "http.response.body", "body": body, "more_body": True})
     finally:
-        pinger.cancel()
+        pinger.close()
         if drain is not None and task is not None:
             drain.tasks.discard(task)
         await events.aclose()
@@ -541,11 +542,47 @@ def _open_block(batch: list[dict[str, Any]], open_block: int | None) -> int | No
     return open_block
 
 
-async def _keep_alive(send: Send, interval: float) -> None:
-    frame = encode_events([{"type": "ping"}])
-    while True:
-        await asyncio.sleep(interval)
-        await send({"type": "http.response.body", "body": frame, "more_body": True})
+_PING = encode_events([{"type": "ping"}])
+
+
+class _Pinger:
+    """A `ping` frame once the stream has been silent for `interval`. One timer handle per
+    stream, re-armed from the time of the last write when it fires (like the Watchdog);
+    a task exists only while a ping is being sent, not one per stream."""
+
+    __slots__ = ("_handle", "_interval", "_send", "_sending", "loop", "sent_at")
+
+    def __init__(self, send: Send, interval: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._send, self._interval = send, interval
+        self.sent_at = self.loop.time()
+        self._sending: asyncio.Task[None] | None = None
+        self._handle: asyncio.TimerHandle | None = self.loop.call_at(
+            self.sent_at + interval, self._check
+        )
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        due = self.sent_at + self._interval
+        if now >= due:
+            if self._sending is None:  # else the last ping is still waiting to be written
+                self._sending = self.loop.create_task(self._ping())
+            due = now + self._interval
+        self._handle = self.loop.call_at(due, self._check)
+
+    async def _ping(self) -> None:
+        try:
+            await self._send({"type": "http.response.body", "body": _PING, "more_body": True})
+            self.sent_at = self.loop.time()
+        finally:
+            self._sending = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._sending is not None:
+            self._sending.cancel()
 
 
 # Client headers an Anthropic-speaking upstream needs to see (beta features, API version).

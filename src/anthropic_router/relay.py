@@ -43,7 +43,6 @@ from anthropic_router.providers.base import JsonAsStream, UpstreamStream
 from anthropic_router.providers.retry import with_retries
 from anthropic_router.routing import Route, Target
 from anthropic_router.tokens import estimate_input_tokens, estimate_usage
-from anthropic_router.watchdog import Watchdog
 
 log = logging.getLogger("anthropic_router")
 
@@ -337,35 +336,32 @@ class _Attempt:
     async def _events(self, upstream: UpstreamStream, translator: Any) -> Events:
         """Translated events, one list per upstream read, the closing events last. A failure
         after the start (timeout, a cut or malformed stream) ends in an `error` event."""
-        dog: Watchdog | None = None
         try:
             opening = translator.start()
             if opening:  # the Anthropic relay waits for the upstream's own message_start
                 yield opening
             decoder = SSEDecoder()
-            chunks = upstream.chunks().__aiter__()
-            dog = Watchdog()
+            # The stream bounds each read by REQUEST_TIMEOUT too: one timer for both.
+            chunks = upstream.chunks(self.deadline).__aiter__()
             first = True
             while not translator.done:
-                events = await self._read(chunks, decoder, translator, dog)
+                events = await self._read(chunks, decoder, translator)
                 if events:
                     if first:
                         self.record.mark("first_token")
                         first = False
                     yield events
         finally:
-            if dog is not None:
-                dog.close()
             await upstream.aclose()
             self._finished(translator)
 
     async def _read(
-        self, chunks: AsyncIterator[bytes], decoder: SSEDecoder, translator: Any, dog: Watchdog
+        self, chunks: AsyncIterator[bytes], decoder: SSEDecoder, translator: Any
     ) -> list[JSON]:
-        """The events of one upstream read (the deadline bounds each read, so it never
-        fires while the consumer is busy writing)."""
+        """The events of one upstream read (the stream bounds each read, so no bound fires
+        while the consumer is busy writing)."""
         try:
-            chunk = await dog.within(chunks.__anext__(), self.deadline)
+            chunk = await chunks.__anext__()
             events: list[JSON] = []
             for payload in decoder.feed(chunk):
                 events.extend(translator.feed_data(payload))
@@ -375,9 +371,6 @@ class _Attempt:
             for payload in decoder.flush():
                 events.extend(translator.feed_data(payload))
             return events + list(translator.end_of_input())
-        except TimeoutError:
-            message = "the stream exceeded REQUEST_TIMEOUT"
-            return list(translator.fail(ApiError("timeout_error", message)))
         except ApiError as error:
             return list(translator.fail(error))
         except ValueError as error:

@@ -9,9 +9,11 @@ JSON = dict[str, Any]
 
 
 class UpstreamStream(Protocol):
-    """An upstream stream whose status was 200: raw byte chunks until the end."""
+    """An upstream stream whose status was 200: raw byte chunks until the end. Each read is
+    bounded by STREAM_IDLE_TIMEOUT and by `deadline` (a monotonic instant, REQUEST_TIMEOUT):
+    one bound per read, set by the stream, instead of one per layer."""
 
-    def chunks(self) -> AsyncIterator[bytes]: ...
+    def chunks(self, deadline: float | None = None) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
 

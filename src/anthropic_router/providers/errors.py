@@ -33,6 +33,13 @@ _TYPE_BY_STATUS = {
 }
 
 
+def stream_timeout(request_deadline: bool) -> ApiError:
+    """A stream read that outlasted its bound: the whole request's, or the idle one."""
+    if request_deadline:
+        return ApiError("timeout_error", "the stream exceeded REQUEST_TIMEOUT")
+    return ApiError("timeout_error", "upstream stream went silent (STREAM_IDLE_TIMEOUT)")
+
+
 def error_from_response(status: int, body: bytes, headers: Any) -> ApiError:
     """Map an upstream error response. Messages are the upstream's, prefixed for clarity;
     the upstream's key or URL never appears in them."""

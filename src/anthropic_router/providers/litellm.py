@@ -21,7 +21,7 @@ import orjson
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError, ConfigError
-from anthropic_router.providers.errors import error_from_response
+from anthropic_router.providers.errors import error_from_response, stream_timeout
 
 JSON = dict[str, Any]
 
@@ -171,17 +171,19 @@ class _Stream:
         self._wrapper = wrapper
         self._idle_timeout = idle_timeout
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self, deadline: float | None = None) -> AsyncIterator[bytes]:
         iterator = self._wrapper.__aiter__()
+        loop = asyncio.get_running_loop()
+        end = deadline if deadline is not None else float("inf")
         while True:
+            at = loop.time() + self._idle_timeout
             try:
-                async with asyncio.timeout(self._idle_timeout):
+                async with asyncio.timeout_at(min(at, end)):
                     chunk = await iterator.__anext__()
             except StopAsyncIteration:
                 break
             except TimeoutError as exc:
-                message = "upstream stream went silent (STREAM_IDLE_TIMEOUT)"
-                raise ApiError("timeout_error", message) from exc
+                raise stream_timeout(at >= end) from exc
             except ApiError:
                 raise
             except Exception as exc:

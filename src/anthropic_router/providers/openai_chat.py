@@ -17,7 +17,7 @@ from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError
 from anthropic_router.providers import http1
 from anthropic_router.providers.base import JsonAsStream
-from anthropic_router.providers.errors import error_from_response
+from anthropic_router.providers.errors import error_from_response, stream_timeout
 from anthropic_router.watchdog import Watchdog
 
 JSON = dict[str, Any]
@@ -30,16 +30,21 @@ class _Stream:
         self._response = response
         self._idle_timeout = idle_timeout
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self, deadline: float | None = None) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        dog = Watchdog()  # STREAM_IDLE_TIMEOUT per read, one timer per stream
-        response = self._response
+        dog = Watchdog()  # one timer per stream, re-armed lazily (watchdog.py)
+        response, idle = self._response, self._idle_timeout
+        end = deadline if deadline is not None else float("inf")
         try:
-            while chunk := await dog.within(response.readany(), loop.time() + self._idle_timeout):
+            while True:
+                at = loop.time() + idle
+                try:
+                    chunk = await dog.within(response.readany(), at if at < end else end)
+                except TimeoutError as exc:
+                    raise stream_timeout(at >= end) from exc
+                if not chunk:
+                    return
                 yield chunk
-        except TimeoutError as exc:
-            message = "upstream stream went silent (STREAM_IDLE_TIMEOUT)"
-            raise ApiError("timeout_error", message) from exc
         except http1.UpstreamClosed as exc:
             raise ApiError("api_error", f"upstream connection lost: {exc}") from exc
         finally:
