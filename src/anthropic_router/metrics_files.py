@@ -2,14 +2,14 @@
 
 prometheus-client's multiprocess mode writes every increment through to an mmap'd file
 (a lock, a pid check and a struct pack per value: it doubled the cost of an exchange's
-metric updates, 16 -> 33-47 µs). Here each worker counts in plain in-process floats, as
-in one-process mode, and copies its values into the same files, in prometheus-client's
-own format, from `flush()`: every FLUSH_INTERVAL seconds (a thread), before it serves a
-scrape, and at shutdown (the app's lifespan end; atexit for other hosts). `/metrics` still
-sums the files with prometheus-client's MultiProcessCollector, so series, labels and the
-gauges' multiprocess modes are unchanged. A scrape sees the other workers as of their last
-flush (at most FLUSH_INTERVAL old); a worker killed with SIGKILL loses what it counted
-since its last flush.
+metric updates, 18-22 -> 36-59 µs in bench/metrics_cost.py). Here each worker counts in
+plain in-process floats, as in one-process mode, and copies its values into the same
+files, in prometheus-client's own format, from `flush()`: every FLUSH_INTERVAL seconds (a
+thread), before it serves a scrape, and at shutdown (the app's lifespan end; atexit for
+other hosts). `/metrics` still sums the files with prometheus-client's
+MultiProcessCollector, so series, labels and the gauges' multiprocess modes are unchanged.
+A scrape sees the other workers as of their last flush (at most FLUSH_INTERVAL old); a
+worker killed with SIGKILL loses what it counted since its last flush.
 """
 
 from __future__ import annotations
