@@ -144,6 +144,8 @@ class App:
                 if self.gateway is not None:
                     await self.gateway.close()
                 await self._close_storage()
+                if self._metrics is not None:  # last: after the last exchange was counted
+                    self._metrics.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -1,7 +1,8 @@
 """Prometheus metrics, fed by the exchange record when an exchange ends.
 
-With several worker processes, prometheus-client's multiprocess mode is used: the CLI sets
-PROMETHEUS_MULTIPROC_DIR before the workers start and `/metrics` aggregates their files.
+With several worker processes the CLI sets PROMETHEUS_MULTIPROC_DIR before the workers
+start; each worker counts in process and flushes its values to its files there about every
+second (metrics_files.py), and `/metrics` aggregates the files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+
+from anthropic_router import metrics_files
+
+# prometheus-client itself reads this once at import; so do we. Before any metric exists:
+# the metrics below are built from the value class metrics_files installs.
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+MULTIPROCESS = bool(MULTIPROCESS_DIR)
+if MULTIPROCESS:
+    metrics_files.install(MULTIPROCESS_DIR)
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -127,9 +137,6 @@ INFO = Gauge(
     ["version", "backend", "multi_modal", "openrouter_extensions", "openai_advanced"],
     multiprocess_mode="max",
 )
-
-# prometheus-client itself reads this once at import; so do we.
-MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 _USAGE_KINDS = (
     ("input_tokens", "input"),
@@ -292,10 +299,18 @@ def set_info(version: str, backend: str, toggles: dict[str, bool]) -> None:
     ).set(1)
 
 
+def flush() -> None:
+    """Write this worker's counts to its metric files now (at shutdown: a worker re-raises
+    SIGTERM when it is done and dies of it, so atexit does not run)."""
+    if MULTIPROCESS:
+        metrics_files.flush()
+
+
 def exposition() -> tuple[bytes, str]:
     """The text format for `GET /metrics`, aggregated across workers when there are several."""
     if MULTIPROCESS:
+        metrics_files.flush()  # this worker's own counts are exact; the others' up to 1 s old
         registry = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        _multiprocess.MultiProcessCollector(registry, MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

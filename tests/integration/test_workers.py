@@ -1,5 +1,6 @@
 """`--workers 2`: the kernel spreads a burst of keep-alive connections over both workers
-(SO_REUSEPORT, workers.py), counted by which worker's pid logged each connection's exchange."""
+(SO_REUSEPORT, workers.py), counted by which worker's pid logged each connection's exchange;
+`/metrics` counts the requests of both workers (metrics_files.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import json
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterable
 
+import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from support.router import RouterProcess
 
@@ -85,3 +92,64 @@ def test_two_workers_share_a_burst_of_keep_alive_connections(router_factory):
     assert len(shares) == 2, shares
     for pid, count in shares.items():
         assert 0.4 * CONNECTIONS <= count <= 0.6 * CONNECTIONS, (pid, shares)
+
+
+PROBES = 120  # each on a new connection, so the kernel spreads them over both workers
+PROBE_COUNT = "anthropic_router_requests_total"
+
+
+def _probes_counted(samples: Iterable[Sample]) -> float:
+    return sum(
+        s.value
+        for s in samples
+        if s.name == PROBE_COUNT and s.labels["route"] == "other" and s.labels["status"] == "404"
+    )
+
+
+def _scrape(router: RouterProcess) -> list[Sample]:
+    text = httpx.get(f"{router.url}/metrics", timeout=10).text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def _send_probes(router: RouterProcess) -> list[str]:
+    ids = []
+    for _ in range(PROBES):
+        with _connect(router) as sock:
+            ids.append(_request(sock))
+    return ids
+
+
+def test_metrics_count_every_workers_requests(router_factory):
+    """Each worker counts in process and flushes to its files about every second: a scrape
+    of either worker converges on every request either one served."""
+    router = router_factory(env={"WORKERS": "2"})
+    _wait_for_both_workers(router)
+    ids = _send_probes(router)
+    pids = _wait_logged(router, ids)
+    assert len(Counter(pids[i] for i in ids)) == 2  # both workers served some
+    sent = len(_pids(router))  # the probes above and the ones that found both workers
+    deadline = time.monotonic() + 15  # the flush interval is 1 s: a bound, not a measurement
+    while True:
+        samples = _scrape(router)
+        counted = _probes_counted(samples)
+        if counted == sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert counted == sent
+    latency = "anthropic_router_request_duration_seconds_count"
+    assert (
+        sum(s.value for s in samples if s.name == latency and s.labels["route"] == "other") == sent
+    )
+
+
+def test_metrics_flushed_when_the_workers_stop(router_factory, tmp_path):
+    """A clean stop (SIGTERM) writes each worker's last counts to its files: read them after
+    the router is gone (as the first scrape after a restart on the same directory would)."""
+    router = router_factory(env={"WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    _wait_for_both_workers(router)
+    _wait_logged(router, _send_probes(router))
+    assert router.stop() == 0  # at once: the last probes are not flushed yet
+    sent = len(_pids(router))
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(tmp_path))
+    assert _probes_counted(s for family in registry.collect() for s in family.samples) == sent
