@@ -952,6 +952,22 @@ def _measure_feature(
     return m, r.get("total_completed") or 0
 
 
+BASELINE_EVERY = 4
+
+
+def _feature_order(names: list[str], rep: int) -> list[str]:
+    """One repetition's sequence: the variants (reversed every other repetition) with the
+    baseline before, after and between every BASELINE_EVERY of them, so that each variant
+    is compared with baselines measured seconds before and after it."""
+    variants = [n for n in names if n != "baseline"]
+    if rep % 2 == 0:
+        variants.reverse()
+    seq = ["baseline"]
+    for i in range(0, len(variants), BASELINE_EVERY):
+        seq += [*variants[i : i + BASELINE_EVERY], "baseline"]
+    return seq
+
+
 def run_features(up: Server, up_port: int, quick: bool, rnd: int, stamp: str, reps: int) -> dict:
     """Each feature configuration against the baseline: CPU per request from /proc."""
     out: dict = {"reps": reps, "measurements": [], "notes": [], "ledger": {}}
@@ -973,12 +989,13 @@ def run_features(up: Server, up_port: int, quick: bool, rnd: int, stamp: str, re
             out["notes"].append("the baseline router did not start: nothing measured")
             return out
         for rep in range(1, reps + 1):
-            order = list(servers) if rep % 2 else list(reversed(servers))
             for sc in FEATURE_SCENARIOS:
-                for name in [n for n in order if n in servers]:
+                for seq, name in enumerate(_feature_order(list(servers), rep)):
+                    if name not in servers:
+                        continue
                     f, srv, port = servers[name]
                     m, done = _measure_feature(f, srv, port, sc, load_pids, quick)
-                    m.update(round=rnd, rep=rep)
+                    m.update(round=rnd, rep=rep, seq=seq)
                     out["measurements"].append(m)
                     completed[name] = completed.get(name, 0) + done
                     log(
@@ -1628,11 +1645,26 @@ def summarize_features(rounds: list[dict]) -> dict:
         cache_ok = not m["feature"].startswith("cache") or m.get("cache") == expect
         return isinstance(m.get("cpu_ms"), float | int) and not m.get("invalid") and cache_ok
 
-    base = {
-        (m["round"], m["rep"], m["scenario"]): m["cpu_ms"]
-        for m in ms
-        if m["feature"] == "baseline" and good(m)
-    }
+    base: dict[tuple, list[tuple[int, float]]] = {}
+    for m in ms:
+        if m["feature"] == "baseline" and good(m):
+            base.setdefault((m["round"], m["rep"], m["scenario"]), []).append(
+                (m.get("seq", 0), m["cpu_ms"])
+            )
+
+    def paired(m: dict) -> float | None:
+        """The baseline at `m`'s place in the sequence: interpolated between the nearest
+        baseline before and after it (a drift of the machine between them cancels)."""
+        near = base.get((m["round"], m["rep"], m["scenario"])) or []
+        seq = m.get("seq", 0)
+        before = [(q, v) for q, v in near if q < seq][-1:]
+        after = [(q, v) for q, v in near if q > seq][:1]
+        if before and after:
+            (q0, v0), (q1, v1) = before[0], after[0]
+            return v0 + (v1 - v0) * (seq - q0) / (q1 - q0)
+        both = before + after
+        return both[0][1] if both else None
+
     order = list(dict.fromkeys(m["feature"] for m in ms))
     summary: dict = {
         "reps": sum(run.get("reps", 0) for run in runs),
@@ -1649,9 +1681,9 @@ def summarize_features(rounds: list[dict]) -> dict:
             mine = [m for m in ms if m["feature"] == feat and m["scenario"] == sc["name"]]
             vals = [m["cpu_ms"] for m in mine if good(m)]
             diffs = [
-                (m["cpu_ms"] - base[k]) * 1000
+                (m["cpu_ms"] - b) * 1000
                 for m in mine
-                if good(m) and (k := (m["round"], m["rep"], m["scenario"])) in base
+                if good(m) and (b := paired(m)) is not None and feat != "baseline"
             ]
             med = statistics.median(vals) if vals else None
             per[sc["name"]] = {
@@ -1720,10 +1752,12 @@ def _md_features(result: dict) -> list[str]:
     out = [
         "Feature overhead: router CPU per request (µs; per stream for streaming), every "
         "configuration its own router process on core 0, all started together and measured "
-        f"in turn, {fs['reps']} interleaved repetitions over {fs['rounds']} round(s) (order "
-        "reversed every other one). *CPU* is the median over the repetitions with its spread "
-        "((max − min) / median); *added* is the configuration minus the baseline measured in "
-        "the same repetition: median (min … max) of those paired differences. *Within noise*: "
+        f"in turn, {fs['reps']} interleaved repetitions over {fs['rounds']} round(s) (the "
+        f"order reversed every other one, the baseline before, after and between every "
+        f"{BASELINE_EVERY} configurations). *CPU* is the median over the repetitions with its "
+        "spread ((max − min) / median); *added* is the configuration minus the baseline "
+        "interpolated between the ones measured just before and just after it: median "
+        "(min … max) of those paired differences. *Within noise*: "
         "the differences do not all have the same sign, so this run does not resolve the "
         "overhead from the machine's noise (the baseline's own spread in this run: "
         f"{noise or 'not measured'}; 10-40 % is usual on this VM).",
