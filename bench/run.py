@@ -1931,10 +1931,12 @@ python3 bench/run.py                  # full: 2 rounds, rewrites the section bel
 python3 bench/run.py --quick          # smoke run: 1 short round -> bench/results/quick.json only
 python3 bench/run.py --skip-litellm   # router and floor only
 python3 bench/run.py --help           # --rounds N, --workers N (0 = skip), --no-profile,
+                                      # --no-features, --feature-reps N (default 3),
                                       # --report-only results.json (re-render, run nothing)
 ```
 
-A full run takes 12-15 minutes on a quiet machine (LiteLLM alone is about half of it), longer
+A full run takes 12-15 minutes on a quiet machine (LiteLLM alone is about half of it; the
+feature-overhead scenario adds about 3 minutes per round), longer
 when other processes keep the cores busy (it waits for them, see *Noise*). Linux only
 (`taskset`, `/proc`), 2 cores. The script creates two virtual environments inside `bench/`
 (git-ignored, cached by a hash of their requirement files) and installs nothing into the
@@ -1942,7 +1944,9 @@ environment you call it from:
 
 - `bench/.venv-bench`: `bench/requirements.txt` (uvloop, matplotlib, py-spy) and the router,
   `pip install -e .` from this repository (re-installed when `pyproject.toml` changes). The
-  script re-runs itself in it; the router is started from it.
+  script re-runs itself in it; the router is started from it, with `PYTHONPATH` set to this
+  checkout's `src/` (so a worktree sharing another checkout's venv runs its own code; the
+  results record the imported path as `meta.router_source`).
 - `bench/.venv-litellm`: `bench/requirements-litellm.txt` (`litellm[proxy]`, pinned).
 
 ## Method
@@ -1980,6 +1984,13 @@ environment you call it from:
   first 200 on `/health` and on `/v1/messages`; LiteLLM: first 200 on `/v1/messages`); RSS
   idle (1 s after start-up and one request) and after load. With `--workers 2`, the router
   also runs with two workers on both cores (non-streaming c=16/64, streaming c=64).
+- Feature overhead (after the router, once per round; `--no-features` skips it): the router
+  in nine configurations, each its own process on core 0, all started together: the
+  defaults (the baseline), the response cache in memory and in Redis with every request a
+  miss and with every request a hit, client keys with rpm/tpm limits in memory and in Redis
+  (ledger off), the usage ledger alone (SQLite), and keys, limits and ledger together. Each
+  is measured non-streaming at c=16 and streaming at c=64, in turn, 3 repetitions per round
+  (see *Feature overhead* below).
 - Two rounds, each restarting every server; the tables give the mean and the spread.
 - With the router up, py-spy (200 Hz) records it under non-streaming c=16, streaming c=64 and
   paced c=200 in a separate run: flame graphs in `bench/results/profile-*.svg`, the top frames
