@@ -4,6 +4,7 @@ real PostgreSQL (`store_url` runs each test on both): every custom_id ends exact
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anthropic
@@ -35,6 +36,27 @@ def _client(router: RouterProcess) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=router.url, api_key="k", max_retries=0)
 
 
+Instances = tuple[RouterProcess, RouterProcess, anthropic.Anthropic, anthropic.Anthropic]
+
+
+@contextmanager
+def _two_instances(upstream: ContentScriptedUpstream, env: dict[str, str]) -> Iterator[Instances]:
+    """Two routers with the same settings (so the same store) and a client for each."""
+    with (
+        RouterProcess(upstream.url, env) as one,
+        RouterProcess(upstream.url, env) as two,
+        _client(one) as client_one,
+        _client(two) as client_two,
+    ):
+        yield one, two, client_one, client_two
+
+
+def _submit(client: anthropic.Anthropic, n: int) -> str:
+    """A batch of `n` slow requests r0..r{n-1}; its id."""
+    requests = [request(f"r{i}", f"slow t{i}") for i in range(n)]
+    return client.messages.batches.create(requests=requests).id
+
+
 def _check_every_request_answered_once(found: dict[str, Any], n: int) -> None:
     assert sorted(found) == sorted(f"r{i}" for i in range(n))
     for custom_id, result in found.items():
@@ -50,9 +72,7 @@ def test_a_sigkilled_router_loses_nothing_and_repeats_nothing_it_finished(
     first = RouterProcess(upstream.url, env).start()
     try:
         with _client(first) as client:
-            batch_id = client.messages.batches.create(
-                requests=[request(f"r{i}", f"slow t{i}") for i in range(n)]
-            ).id
+            batch_id = _submit(client, n)
         upstream.wait_for_requests(n // 3, timeout=30)
         first.kill()
         killed_at = len(upstream.requests)
@@ -79,15 +99,8 @@ def test_two_instances_share_one_batch_and_complete_no_request_twice(
 ):
     n = 240
     env = {**ENV, "DATABASE_URL": store_url, "BATCH_LEASE_SECONDS": "30"}
-    with (
-        RouterProcess(upstream.url, env) as one,
-        RouterProcess(upstream.url, env) as two,
-        _client(one) as client_one,
-        _client(two) as client_two,
-    ):
-        batch_id = client_one.messages.batches.create(
-            requests=[request(f"r{i}", f"slow t{i}") for i in range(n)]
-        ).id
+    with _two_instances(upstream, env) as (one, two, client_one, client_two):
+        batch_id = _submit(client_one, n)
         assert client_two.messages.batches.retrieve(batch_id).id == batch_id
         batch = wait_ended(client_two, batch_id, timeout=60)
         counts = batch.request_counts
@@ -108,15 +121,8 @@ def test_a_batch_canceled_on_one_instance_stops_on_the_other(
 ):
     n = 200
     env = {**ENV, "DATABASE_URL": store_url, "BATCH_CONCURRENCY": "2"}
-    with (
-        RouterProcess(upstream.url, env) as one,
-        RouterProcess(upstream.url, env) as two,
-        _client(one) as client_one,
-        _client(two) as client_two,
-    ):
-        batch_id = client_one.messages.batches.create(
-            requests=[request(f"r{i}", f"slow t{i}") for i in range(n)]
-        ).id
+    with _two_instances(upstream, env) as (_, _, client_one, client_two):
+        batch_id = _submit(client_one, n)
         upstream.wait_for_requests(4)
         client_two.messages.batches.cancel(batch_id)
         cancel_seen = len(upstream.requests)

@@ -40,22 +40,9 @@ CLIENT_KEY = "test-client-key"  # pragma: allowlist secret  (no PROXY_API_KEY: a
 
 
 @pytest.fixture(scope="module")
-def llama() -> Iterator[LlamaServer]:
-    with LlamaServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def local_router(llama: LlamaServer) -> Iterator[RouterProcess]:
-    env = {
-        "PROXY_BACKEND": "OPENAI_COMPATIBLE",
-        "OPENAI_COMPATIBLE_BASE_URL": f"{llama.url}/v1",
-        "BIG_MODEL": MODEL_ALIAS,
-        "SMALL_MODEL": MODEL_ALIAS,
-        "OPENROUTER_API_KEY": None,
-    }
-    with RouterProcess(None, env, startup_timeout=60) as process:
-        yield process
+def local_router() -> Iterator[RouterProcess]:
+    with LlamaServer() as llama, llama.router() as router:
+        yield router
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from support.router import free_port
+from support.router import RouterProcess, free_port
 from support.tiny_gguf import CONTEXT, write_model
 
 MODEL_ALIAS = "tiny-llama"
@@ -84,6 +84,21 @@ class LlamaServer:
         raise LlamaServerError(
             f"llama_cpp.server not ready in {self.startup_timeout}s:\n{self.logs()}"
         )
+
+    def router_env(self) -> dict[str, str | None]:
+        """Router settings that send every model to this server (and no OpenRouter key, so
+        nothing can go out)."""
+        return {
+            "PROXY_BACKEND": "OPENAI_COMPATIBLE",
+            "OPENAI_COMPATIBLE_BASE_URL": f"{self.url}/v1",
+            "BIG_MODEL": MODEL_ALIAS,
+            "SMALL_MODEL": MODEL_ALIAS,
+            "OPENROUTER_API_KEY": None,
+        }
+
+    def router(self, startup_timeout: float = 60.0) -> RouterProcess:
+        """A router in front of this server (not started: use it as a context manager)."""
+        return RouterProcess(None, self.router_env(), startup_timeout=startup_timeout)
 
     def get(self, path: str) -> Any:
         try:

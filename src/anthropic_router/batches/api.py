@@ -145,8 +145,7 @@ async def _route(
     elif not parts and method == "GET":
         await _list(app, scope, send, headers, visible_to)
     elif len(parts) == 1 and method == "GET":
-        row = await _found(app, parts[0], visible_to)
-        await send_json(send, 200, shapes.message_batch(row, _base_url(scope)), headers)
+        await _send_batch(app, scope, parts[0], visible_to, send, headers)
     elif len(parts) == 1 and method == "DELETE":
         await _delete(app, parts[0], send, headers, visible_to)
     elif len(parts) == 2 and parts[1] == "cancel" and method == "POST":
@@ -181,6 +180,20 @@ async def _found(app: App, batch_id: str, owner: str | None) -> JSON:
     if row is None:
         raise not_found(f"message batch {batch_id!r} not found")
     return row
+
+
+async def _send_batch(
+    app: App, scope: Scope, batch_id: str, owner: str | None, send: Send, headers: Headers
+) -> None:
+    """The batch as it stands now, as the client sees it."""
+    row = await _found(app, batch_id, owner)
+    await send_json(send, 200, shapes.message_batch(row, _base_url(scope)), headers)
+
+
+def _wake_runner(app: App) -> None:
+    # A new or canceled batch is picked up now rather than at the next poll.
+    if app.batch_runner is not None:
+        app.batch_runner.wake()
 
 
 def _store(app: App) -> Store:
@@ -228,10 +241,8 @@ async def _create(
     rows = [(custom_id, orjson.dumps(params).decode()) for custom_id, params in requests]
     del body, requests  # a 256 MB batch: let the parsed copy go before the insert
     await storage.insert_batch(_store(app), batch, rows)
-    if app.batch_runner is not None:
-        app.batch_runner.wake()
-    row = await _found(app, batch_id, None)
-    await send_json(send, 200, shapes.message_batch(row, _base_url(scope)), headers)
+    _wake_runner(app)
+    await _send_batch(app, scope, batch_id, None, send, headers)
 
 
 async def _list(app: App, scope: Scope, send: Send, headers: Headers, owner: str | None) -> None:
@@ -262,10 +273,8 @@ async def _cancel(
 ) -> None:
     await _found(app, batch_id, owner)
     await storage.cancel_batch(_store(app), batch_id, time.time())
-    if app.batch_runner is not None:
-        app.batch_runner.wake()
-    row = await _found(app, batch_id, owner)
-    await send_json(send, 200, shapes.message_batch(row, _base_url(scope)), headers)
+    _wake_runner(app)
+    await _send_batch(app, scope, batch_id, owner, send, headers)
 
 
 async def _delete(app: App, batch_id: str, send: Send, headers: Headers, owner: str | None) -> None:

@@ -89,6 +89,15 @@ def iso_time(value: float | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def parse_iso_time(text: str) -> float:
+    """An ISO 8601 / RFC 3339 date-time (`Z` allowed) in epoch seconds, UTC when it names
+    no zone; ValueError when it is none."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
 def parse_expiry(text: str) -> float:
     """`2026-12-31` (the key works through that day, UTC) or an ISO date-time."""
     try:
@@ -96,12 +105,9 @@ def parse_expiry(text: str) -> float:
             day = dt.date.fromisoformat(text)
             end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
             return end.timestamp()
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_iso_time(text)
     except ValueError:
         raise KeysError(f"--expires {text!r}: expected YYYY-MM-DD or an ISO date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
 
 
 def _row_record(row: dict[str, Any]) -> KeyRecord:

@@ -16,14 +16,13 @@ request has `amount: null`.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hmac
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from anthropic_router.errors import ApiError, invalid_request, not_found
-from anthropic_router.gateway.keys import iso_time
+from anthropic_router.gateway.keys import iso_time, parse_iso_time
 from anthropic_router.http import Scope, Send, header, send_json
 
 WIDTHS = {"1m": 1, "1h": 60, "1d": 1440}  # minutes per bucket
@@ -81,12 +80,9 @@ def _one(query: dict[str, list[str]], name: str) -> str | None:
 
 def _moment(text: str, name: str) -> float:
     try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_iso_time(text)
     except ValueError:
         raise invalid_request(f"{name}: expected an RFC 3339 timestamp, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
 
 
 class Window:

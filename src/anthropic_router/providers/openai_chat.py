@@ -15,6 +15,7 @@ import orjson
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError
+from anthropic_router.providers import http1
 from anthropic_router.providers.base import JsonAsStream
 from anthropic_router.providers.errors import error_from_response
 from anthropic_router.watchdog import Watchdog
@@ -25,27 +26,28 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class _Stream:
-    def __init__(self, response: aiohttp.ClientResponse, idle_timeout: float) -> None:
+    def __init__(self, response: http1.Response, idle_timeout: float) -> None:
         self._response = response
         self._idle_timeout = idle_timeout
 
     async def chunks(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         dog = Watchdog()  # STREAM_IDLE_TIMEOUT per read, one timer per stream
-        content = self._response.content
+        response = self._response
         try:
-            while chunk := await dog.within(content.readany(), loop.time() + self._idle_timeout):
+            while chunk := await dog.within(response.readany(), loop.time() + self._idle_timeout):
                 yield chunk
         except TimeoutError as exc:
             message = "upstream stream went silent (STREAM_IDLE_TIMEOUT)"
             raise ApiError("timeout_error", message) from exc
-        except aiohttp.ClientError as exc:
-            raise ApiError("api_error", f"upstream connection lost: {type(exc).__name__}") from exc
+        except http1.UpstreamClosed as exc:
+            raise ApiError("api_error", f"upstream connection lost: {exc}") from exc
         finally:
             dog.close()
 
     async def aclose(self) -> None:
-        self._response.close()
+        # Back to the pool when the body was read to its end, else the connection is closed.
+        self._response.release()
 
 
 # Per-request auth headers (OAuth tokens that expire); static keys go in `headers`.
@@ -107,7 +109,14 @@ class OpenAIChatProvider:
         )
         self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = read_timeout
+        self._connect_timeout = connect_timeout
+        # The hot path (complete, open_stream) runs on the lean client; aiohttp serves the
+        # cold ones (model lists, probes, OAuth tokens), created when first needed.
         self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[str, http1.Pool] = {}
+        self._targets: dict[str, tuple[http1.Pool, bytes]] = {}
+        self._static_names = {name.lower() for name in self._headers}
+        self._opened = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -119,22 +128,26 @@ class OpenAIChatProvider:
         return self._session
 
     def open(self) -> None:
-        """Create the connection pool (called at start-up, inside the event loop)."""
-        _ = self.session
+        """Ready the connection pools (called at start-up, inside the event loop)."""
+        self._opened = True
+        self._target(self._chat_url)
 
     @property
     def is_open(self) -> bool:
-        return self._session is not None and not self._session.closed
+        return self._opened
 
     async def complete(self, body: JSON, headers: Mapping[str, str]) -> JSON:
-        async with await self._post(body, headers) as response:
+        response = await self._post(body, headers)
+        try:
             raw = await _read(response, self._idle_timeout)
-            if response.status != 200:
-                raise error_from_response(response.status, raw, response.headers)
+        finally:
+            response.release()
+        if response.status != 200:
+            raise error_from_response(response.status, raw, response.headers)
         return _parse_completion(raw)
 
     async def open_stream(self, body: JSON, headers: Mapping[str, str]) -> _Stream:
-        response = await (await self._post(body, headers))
+        response = await self._post(body, headers)
         if response.status != 200:
             try:
                 raw = await _read(response, self._idle_timeout)
@@ -158,7 +171,7 @@ class OpenAIChatProvider:
             async with self.session.get(self._models_url, headers=headers) as response:
                 if response.status != 200:
                     return []
-                data = orjson.loads(await _read(response, self._idle_timeout))
+                data = orjson.loads(await _read_cold(response, self._idle_timeout))
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ApiError):
             return []
         models = data.get(self._models_key) if isinstance(data, dict) else None
@@ -178,92 +191,102 @@ class OpenAIChatProvider:
             async with self.session.get(url, headers=headers) as response:
                 if response.status != 200:
                     return None
-                return orjson.loads(await _read(response, self._idle_timeout))
+                return orjson.loads(await _read_cold(response, self._idle_timeout))
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ApiError):
             return None
 
     async def aclose(self) -> None:
+        self._opened = False
+        for pool in self._pools.values():
+            pool.close()
         if self._session is not None:
             await self._session.close()
 
-    async def _post(self, body: JSON, extra_headers: Mapping[str, str]) -> _Post:
-        """`extra_headers` (request id, an opted-in client key) override the defaults."""
+    def _target(self, url: str) -> tuple[http1.Pool, bytes]:
+        """The pool for `url`'s origin and the request head its requests share (request
+        line, Host and the static headers), built once per URL."""
+        known = self._targets.get(url)
+        if known is None:
+            origin = http1.Origin(url)
+            key = f"{origin.host_header}|{origin.ssl is not None}"
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = http1.Pool(origin, connect_timeout=self._connect_timeout)
+            target = http1.target_of(url)
+            head = http1.encode_head("POST", target, origin.host_header, self._headers)
+            known = (pool, head)
+            if len(self._targets) < 1024:  # Databricks: one URL per model; bounded anyway
+                self._targets[url] = known
+        return known
+
+    async def _post(self, body: JSON, extra_headers: Mapping[str, str]) -> http1.Response:
+        """POST `body`; `extra_headers` (request id, an opted-in client key, OAuth tokens)
+        override the static ones. Connection failures become retryable Anthropic errors."""
         auth = await self.auth(self.session) if self.auth else {}
-        headers = {**self._headers, **auth, **extra_headers}
         url, body = self._endpoint(body)
-        return _Post(self.session, url, orjson.dumps(body), headers, self._first_byte_timeout)
-
-
-class _Post:
-    """`session.post` with connection failures mapped to retryable Anthropic errors; usable
-    both awaited and as an async context manager, like aiohttp's own request context."""
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        data: bytes,
-        headers: JSON,
-        first_byte_timeout: float,
-    ) -> None:
-        self._session, self._url, self._data, self._headers = session, url, data, headers
-        self._first_byte_timeout = first_byte_timeout
-        self._response: aiohttp.ClientResponse | None = None
-
-    def __await__(self) -> Any:
-        return self._send().__await__()
-
-    async def _send(self) -> aiohttp.ClientResponse:
+        pool, head = self._target(url)
+        extra = {**auth, **extra_headers} if auth else extra_headers
+        if extra:
+            if any(name.lower() in self._static_names for name in extra):
+                merged = {**self._headers, **extra}
+                target = http1.target_of(url)
+                head = http1.encode_head("POST", target, pool.origin.host_header, merged)
+            else:
+                head += http1.encode_headers(extra)
         try:
-            async with asyncio.timeout(self._first_byte_timeout):
-                return await self._session.post(self._url, data=self._data, headers=self._headers)
-        except aiohttp.ConnectionTimeoutError as exc:
+            return await pool.request(head, orjson.dumps(body), self._first_byte_timeout)
+        except http1.ConnectTimeout as exc:
             message = "could not connect to the upstream in time (CONNECT_TIMEOUT)"
             raise ApiError("timeout_error", message, retryable=True) from exc
         except TimeoutError as exc:
             message = "upstream sent no response headers in time (FIRST_BYTE_TIMEOUT)"
             raise ApiError("timeout_error", message, retryable=True) from exc
-        except aiohttp.ClientConnectorError as exc:
+        except http1.UpstreamClosed as exc:
+            message = f"upstream connection failed: {exc}"
+            raise ApiError("api_error", message, status=502, retryable=True) from exc
+        except OSError as exc:  # refused, unreachable, DNS, TLS handshake
             raise ApiError(
                 "api_error", "could not connect to the upstream", status=502, retryable=True
             ) from exc
-        except aiohttp.ClientError as exc:
-            message = f"upstream connection failed: {type(exc).__name__}"
-            raise ApiError("api_error", message, status=502, retryable=True) from exc
-
-    async def __aenter__(self) -> aiohttp.ClientResponse:
-        self._response = await self._send()
-        return self._response
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._response is not None:
-            self._response.release()
 
 
-async def _read_some(response: aiohttp.ClientResponse, idle_timeout: float) -> bytes:
-    """The next bytes of the body (b"" at the end), waiting at most `idle_timeout`."""
-    async with asyncio.timeout(idle_timeout):
-        return await response.content.readany()
-
-
-async def _read(response: aiohttp.ClientResponse, idle_timeout: float) -> bytes:
+async def _read(response: http1.Response, idle_timeout: float) -> bytes:
+    """The whole body, each wait for more bounded by `idle_timeout`."""
+    loop = asyncio.get_running_loop()
+    dog = Watchdog()
     try:
-        # `content.read(n)` returns what is buffered so far; read to EOF, bounded.
         chunks: list[bytes] = []
         size = 0
-        while chunk := await _read_some(response, idle_timeout):
+        while chunk := await dog.within(response.readany(), loop.time() + idle_timeout):
             size += len(chunk)
             if size > MAX_RESPONSE_BYTES:
                 raise ApiError("api_error", "upstream response is too large", status=502)
             chunks.append(chunk)
-        body = b"".join(chunks)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except TimeoutError as exc:
         message = "upstream went silent while sending its answer (STREAM_IDLE_TIMEOUT)"
         raise ApiError("timeout_error", message, retryable=True) from exc
-    except aiohttp.ClientError as exc:
-        message = f"upstream connection lost: {type(exc).__name__}"
+    except http1.UpstreamClosed as exc:
+        message = f"upstream connection lost: {exc}"
         raise ApiError("api_error", message, status=502, retryable=True) from exc
+    finally:
+        dog.close()
     return body
+
+
+async def _read_cold(response: aiohttp.ClientResponse, idle_timeout: float) -> bytes:
+    """An aiohttp body (model lists, probes), bounded in size and silence."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        async with asyncio.timeout(idle_timeout):
+            chunk = await response.content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ApiError("api_error", "upstream response is too large", status=502)
+        chunks.append(chunk)
 
 
 def _parse_completion(raw: bytes) -> JSON:

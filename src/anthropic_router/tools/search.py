@@ -9,6 +9,7 @@ found".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +31,19 @@ class ToolFailure(Exception):
         super().__init__(detail or code)
         self.code = code
         self.detail = detail or code
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One search as a provider gets it: the query, the tool's config and how to ask."""
+
+    session: aiohttp.ClientSession
+    settings: Settings
+    query: str
+    config: JSON
+    count: int
+    timeout: aiohttp.ClientTimeout
+    client_key: str | None
 
 
 def provider_name(settings: Settings) -> str | None:
@@ -69,18 +83,15 @@ async def search(
     count = settings.web_search_max_results
     timeout = aiohttp.ClientTimeout(total=settings.web_search_timeout)
     try:
-        results = await _PROVIDERS[name](
-            session, settings, query, config, count, timeout, client_key
-        )
+        ask = Ask(session, settings, query, config, count, timeout, client_key)
+        results = await _PROVIDERS[name](ask)
     except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, ValueError) as exc:
         raise ToolFailure("unavailable", f"{name}: {type(exc).__name__}") from None
     return filter_domains(results, config)[:count]
 
 
-async def _get_json(
-    session: aiohttp.ClientSession, method: str, url: str, timeout: aiohttp.ClientTimeout, **kw: Any
-) -> Any:
-    async with session.request(method, url, timeout=timeout, **kw) as response:
+async def _get_json(ask: Ask, method: str, url: str, **kw: Any) -> Any:
+    async with ask.session.request(method, url, timeout=ask.timeout, **kw) as response:
         if response.status == 429:
             raise ToolFailure("too_many_requests")
         if response.status >= 400:
@@ -88,45 +99,22 @@ async def _get_json(
         return orjson.loads(await response.read())
 
 
-async def _searxng(
-    session: aiohttp.ClientSession,
-    settings: Settings,
-    query: str,
-    config: JSON,
-    count: int,
-    timeout: aiohttp.ClientTimeout,
-    client_key: str | None,
-) -> list[SearchResult]:
-    params = {"q": _site_query(query, config), "format": "json"}
-    data = await _get_json(session, "GET", f"{settings.searxng_url}/search", timeout, params=params)
-    return [
-        SearchResult(
-            str(item.get("url", "")),
-            str(item.get("title") or item.get("url", "")),
-            str(item.get("content") or ""),
-            item.get("publishedDate") or None,
-        )
-        for item in _items(data.get("results"))
-    ]
+async def _searxng(ask: Ask) -> list[SearchResult]:
+    params = {"q": _site_query(ask.query, ask.config), "format": "json"}
+    data = await _get_json(ask, "GET", f"{ask.settings.searxng_url}/search", params=params)
+    return _results(data.get("results"), "publishedDate")
 
 
-async def _brave(
-    session: aiohttp.ClientSession,
-    settings: Settings,
-    query: str,
-    config: JSON,
-    count: int,
-    timeout: aiohttp.ClientTimeout,
-    client_key: str | None,
-) -> list[SearchResult]:
+async def _brave(ask: Ask) -> list[SearchResult]:
+    settings, config = ask.settings, ask.config
     key = settings.brave_api_key.get_secret_value() if settings.brave_api_key else ""
-    params: JSON = {"q": _site_query(query, config), "count": str(min(count * 2, 20))}
+    params: JSON = {"q": _site_query(ask.query, config), "count": str(min(ask.count * 2, 20))}
     country = (config.get("user_location") or {}).get("country")
     if isinstance(country, str) and len(country) == 2:
         params["country"] = country.lower()
     headers = {"X-Subscription-Token": key, "Accept": "application/json"}
     url = f"{settings.brave_base_url}/web/search"
-    data = await _get_json(session, "GET", url, timeout, params=params, headers=headers)
+    data = await _get_json(ask, "GET", url, params=params, headers=headers)
     web = data.get("web") if isinstance(data.get("web"), dict) else {}
     return [
         SearchResult(
@@ -139,59 +127,37 @@ async def _brave(
     ]
 
 
-async def _tavily(
-    session: aiohttp.ClientSession,
-    settings: Settings,
-    query: str,
-    config: JSON,
-    count: int,
-    timeout: aiohttp.ClientTimeout,
-    client_key: str | None,
-) -> list[SearchResult]:
+async def _tavily(ask: Ask) -> list[SearchResult]:
+    settings, config = ask.settings, ask.config
     key = settings.tavily_api_key.get_secret_value() if settings.tavily_api_key else ""
-    body: JSON = {"query": query, "max_results": count, "search_depth": "basic"}
+    body: JSON = {"query": ask.query, "max_results": ask.count, "search_depth": "basic"}
     if config.get("allowed_domains"):
         body["include_domains"] = list(config["allowed_domains"])
     if config.get("blocked_domains"):
         body["exclude_domains"] = list(config["blocked_domains"])
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     url = f"{settings.tavily_base_url}/search"
-    data = await _get_json(session, "POST", url, timeout, data=orjson.dumps(body), headers=headers)
-    return [
-        SearchResult(
-            str(item.get("url", "")),
-            str(item.get("title") or item.get("url", "")),
-            str(item.get("content") or ""),
-            item.get("published_date") or None,
-        )
-        for item in _items(data.get("results"))
-    ]
+    data = await _get_json(ask, "POST", url, data=orjson.dumps(body), headers=headers)
+    return _results(data.get("results"), "published_date")
 
 
-async def _openrouter(
-    session: aiohttp.ClientSession,
-    settings: Settings,
-    query: str,
-    config: JSON,
-    count: int,
-    timeout: aiohttp.ClientTimeout,
-    client_key: str | None,
-) -> list[SearchResult]:
+async def _openrouter(ask: Ask) -> list[SearchResult]:
     """OpenRouter's web plugin: a small model answers the query with web results, which
     come back as `url_citation` annotations on the message (url, title, content)."""
+    settings = ask.settings
     key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else ""
-    key = client_key or key
-    plugin: JSON = {"id": "web", "max_results": count}
+    key = ask.client_key or key
+    plugin: JSON = {"id": "web", "max_results": ask.count}
     body = {
         "model": settings.web_search_openrouter_model,
-        "messages": [{"role": "user", "content": _site_query(query, config)}],
+        "messages": [{"role": "user", "content": _site_query(ask.query, ask.config)}],
         "plugins": [plugin],
     }
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     if settings.openrouter_app_title:
         headers["X-Title"] = settings.openrouter_app_title
     url = f"{settings.openrouter_base_url}/chat/completions"
-    data = await _get_json(session, "POST", url, timeout, data=orjson.dumps(body), headers=headers)
+    data = await _get_json(ask, "POST", url, data=orjson.dumps(body), headers=headers)
     choices = data.get("choices") or [{}]
     message = choices[0].get("message") or {} if isinstance(choices[0], dict) else {}
     results = []
@@ -212,6 +178,20 @@ _PROVIDERS = {"searxng": _searxng, "brave": _brave, "tavily": _tavily, "openrout
 
 def _items(value: Any) -> list[JSON]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _results(value: Any, date_key: str) -> list[SearchResult]:
+    """SearXNG's and Tavily's result lists: url, title, content; they differ only in the
+    name of the date field."""
+    return [
+        SearchResult(
+            str(item.get("url", "")),
+            str(item.get("title") or item.get("url", "")),
+            str(item.get("content") or ""),
+            item.get(date_key) or None,
+        )
+        for item in _items(value)
+    ]
 
 
 def _site_query(query: str, config: JSON) -> str:
