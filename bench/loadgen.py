@@ -16,6 +16,10 @@ Spec keys
                                                min_requests completed, up to max_duration_s
   stagger_s                                    random start offset of each connection
   server_pid, load_pids[]                      for CPU accounting (process trees)
+  vary (str)                                   a placeholder found once in the request:
+                                               each request replaces it with a distinct
+                                               value of the same length (distinct bodies,
+                                               e.g. response-cache misses)
 """
 
 from __future__ import annotations
@@ -274,6 +278,21 @@ def dechunk(raw: bytes) -> tuple[int, bytes]:
     return status, b"".join(out)
 
 
+def _request_source(req: bytes, vary: str | None):
+    """A function giving the next request's bytes: `req` itself, or with the placeholder
+    `vary` replaced by a counter of the same width (Content-Length stays right) after a
+    random per-run prefix, so that runs against a shared store never repeat a body."""
+    if not vary:
+        return lambda: req
+    head, sep, tail = req.partition(vary.encode())
+    if not sep or len(vary) < 12:
+        raise SystemExit("vary: the placeholder (12+ characters) must occur in the request")
+    width = len(vary) - 8
+    prefix = b"%08x" % random.getrandbits(32)
+    counter = iter(range(16**width))
+    return lambda: b"%s%s%0*x%s" % (head, prefix, width, next(counter), tail)
+
+
 async def run(spec: dict) -> dict:  # noqa: C901  (one run's state, shared by closures)
     loop = asyncio.get_running_loop()
     host, port = spec.get("host", "127.0.0.1"), int(spec["port"])
@@ -291,6 +310,7 @@ async def run(spec: dict) -> dict:  # noqa: C901  (one run's state, shared by cl
     ).encode() + body
     marker = spec.get("ttft_marker")
     marker_b = marker.encode() if marker else None
+    next_req = _request_source(req, spec.get("vary"))
     conc = int(spec["concurrency"])
     duration = float(spec.get("duration_s", 4.0))
     warmup = float(spec.get("warmup_s", 0.5))
@@ -364,7 +384,7 @@ async def run(spec: dict) -> dict:  # noqa: C901  (one run's state, shared by cl
             try:
                 if conn.t is None or conn.t.is_closing():
                     conn = await connect()
-                status, t_first, t1 = await asyncio.wait_for(conn.request(req), timeout)
+                status, t_first, t1 = await asyncio.wait_for(conn.request(next_req()), timeout)
             except Exception as e:
                 errors.append(f"{type(e).__name__}: {e}")
                 statuses[-1] = statuses.get(-1, 0) + 1
@@ -377,8 +397,10 @@ async def run(spec: dict) -> dict:  # noqa: C901  (one run's state, shared by cl
             total_done += 1
             statuses[status] = statuses.get(status, 0) + 1
             if conn.capture and not sample:
-                st, b = dechunk(bytes(conn.captured))
-                sample.update(status=st, body=b.decode("utf-8", "replace"))
+                raw = bytes(conn.captured)
+                st, b = dechunk(raw)
+                head = raw[: raw.find(b"\r\n\r\n")].decode("latin-1")
+                sample.update(status=st, body=b.decode("utf-8", "replace"), head=head)
                 conn.capture = False
                 conn.captured = bytearray()
             if not conn.keepalive:
@@ -436,7 +458,11 @@ async def run(spec: dict) -> dict:  # noqa: C901  (one run's state, shared by cl
             "max": _ms(lat[-1] if lat else None),
             "mean": _ms(sum(lat) / len(lat) if lat else None),
         },
-        "sample": {"status": sample.get("status"), "body": sample.get("body", "")[:100000]},
+        "sample": {
+            "status": sample.get("status"),
+            "head": sample.get("head", "")[:4000],
+            "body": sample.get("body", "")[:100000],
+        },
     }
     if marker_b:
         out["ttft_ms"] = {
