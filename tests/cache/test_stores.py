@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import gc
+
+import orjson
 import pytest
 
-from anthropic_router.cache.entry import ID_SLOT, Entry, from_bytes, make_entry, to_bytes
+from anthropic_router.cache.entry import (
+    ID_SLOT,
+    OVERHEAD,
+    Entry,
+    from_bytes,
+    make_entry,
+    to_bytes,
+)
 from anthropic_router.cache.stores import MemoryStore
+from anthropic_router.convert.replay import replay_events
+from anthropic_router.convert.sse import encode_events
 
 pytestmark = pytest.mark.anyio
 
@@ -87,7 +99,7 @@ async def test_replacing_an_entry_counts_its_bytes_once() -> None:
 def test_the_byte_form_gives_back_the_entry(text: str) -> None:
     entry = _entry(text)
     data = to_bytes(entry)
-    assert from_bytes(data) == entry
+    assert from_bytes(data) == entry.with_sse()  # Redis gets both forms, rendered once
     assert (len(data) < len(entry.json_body)) == (len(text) > 20_000)
 
 
@@ -102,5 +114,39 @@ def test_the_id_slot_is_the_first_thing_replaced_in_both_forms() -> None:
     entry = _entry(ID_SLOT.decode())  # even content that spells the slot stays intact
     json_body = entry.json_body.replace(ID_SLOT, b"msg_new", 1)
     assert json_body.startswith(b'{"id":"msg_new"') and ID_SLOT in json_body
-    sse_body = entry.sse_body.replace(ID_SLOT, b"msg_new", 1)
+    sse_body = entry.with_sse().sse_body.replace(ID_SLOT, b"msg_new", 1)
     assert b'"message":{"id":"msg_new"' in sse_body.split(b"\n\n")[0]
+
+
+def test_a_miss_renders_the_json_and_the_first_stream_wanting_it_the_replay() -> None:
+    entry = _entry("hello")
+    assert entry.sse_body == b""
+    assert entry.size == len(entry.json_body) + OVERHEAD
+    with_sse = entry.with_sse()
+    slotted = {**_message("hello"), "id": ID_SLOT.decode()}
+    assert with_sse.sse_body == encode_events(replay_events(slotted))
+    assert with_sse.size == len(entry.json_body) + len(with_sse.sse_body) + OVERHEAD
+    assert with_sse.with_sse() is with_sse
+    assert orjson.loads(entry.json_body) == slotted
+
+
+async def test_the_store_counts_an_entry_again_when_its_replay_is_added() -> None:
+    store = MemoryStore(1 << 20)
+    await store.put("k", _entry(), ttl=60)
+    assert store.size_bytes == _entry().size
+    found = await store.get("k")
+    assert found is not None and found.sse_body == b""
+    await store.put("k", found.with_sse(), ttl=60)
+    again = await store.get("k")
+    assert again is not None and again.sse_body == found.with_sse().sse_body
+    assert len(store) == 1 and store.size_bytes == found.with_sse().size
+    assert again.meta == found.meta and again.json_body == found.json_body
+
+
+async def test_stored_entries_are_nothing_the_garbage_collector_walks() -> None:
+    store = MemoryStore(1 << 30)
+    for number in range(200):
+        await store.put(f"k{number}", _entry(f"answer {number}").with_sse(), ttl=60)
+    gc.collect()  # a collection untracks tuples that hold only bytes and numbers
+    rows = list(store._entries.values())
+    assert rows and not any(gc.is_tracked(row) for row in rows)

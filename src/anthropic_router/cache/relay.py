@@ -80,13 +80,13 @@ class ResponseCache:
         for _ in range(_FLIGHT_ROUNDS):
             entry = await self.store.get(key)
             if entry is not None:
-                return self._hit(call, entry)
+                return await self._hit(call, key, entry)
             flight = self._flights.get(key)
             if flight is None:
                 break
             entry = await self._wait(key, flight, call)
             if entry is not None:
-                return self._hit(call, entry)
+                return await self._hit(call, key, entry)
         call.record.cache = MISS
         return await self._fetch(call, key, MISS)
 
@@ -109,8 +109,17 @@ class ResponseCache:
 
     # -- hits ----------------------------------------------------------------------------
 
-    def _hit(self, call: Call, entry: Entry) -> Reply:
+    async def _hit(self, call: Call, key: str, entry: Entry) -> Reply:
         """The stored answer with a fresh message id, in the mode the client asked for."""
+        if call.stream and not entry.sse_body:
+            # The first stream hit renders the replay, and the store keeps it from then on
+            # (a miss renders only the JSON: most entries are never hit as a stream).
+            entry = entry.with_sse()
+            left = self.ttl - (time.time() - entry.meta["stored_at"])
+            if left > 0 and entry.size <= self.max_entry_bytes:
+                await self.store.put(key, entry, left)
+                if self.metrics is not None:
+                    self.metrics.CACHE_BYTES.set(self.store.size_bytes)
         record, meta = call.record, entry.meta
         record.cache = HIT
         record.upstream_model, record.backend = meta.get("upstream_model"), meta.get("backend")
@@ -189,7 +198,7 @@ class ResponseCache:
         record = {"upstream_model": call.record.upstream_model, "backend": call.record.backend}
         try:
             entry = make_entry(message, served, record)
-        except (KeyError, TypeError, ValueError, UnicodeError) as error:
+        except (KeyError, TypeError, ValueError, UnicodeError, AttributeError) as error:
             # An answer of a shape the replay does not know: serve it, never store it.
             fields = {"request_id": call.record.request_id, "reason": repr(error)}
             log.warning("response cache: answer not stored", extra={"fields": fields})

@@ -13,6 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
+import orjson
+
 from anthropic_router.cache.entry import Entry, from_bytes, to_bytes
 
 OnError = Callable[[str, str], None]  # (store, operation)
@@ -31,13 +33,18 @@ class CacheStore(Protocol):
 
 class MemoryStore:
     """An LRU bounded by bytes: the least recently used entries go first when a new one
-    does not fit. Expired entries are dropped when met (TTL checked on every lookup)."""
+    does not fit. Expired entries are dropped when met (TTL checked on every lookup).
+
+    Each entry is held as one flat tuple of its expiry, size and bytes (meta JSON, Message
+    JSON, SSE): the garbage collector stops tracking such a tuple at its first pass over
+    it, so a full store does not slow the full passes (an Entry with its dicts and lists
+    did: 70-110 ms each with the store filling)."""
 
     name = "memory"
 
     def __init__(self, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[float, Entry]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, int, bytes, bytes, bytes]] = OrderedDict()
         self._bytes = 0
         self._clock = clock
 
@@ -52,26 +59,27 @@ class MemoryStore:
         found = self._entries.get(key)
         if found is None:
             return None
-        expires, entry = found
-        if expires <= self._clock():
+        if found[0] <= self._clock():
             self._drop(key)
             return None
         self._entries.move_to_end(key)
-        return entry
+        return Entry(orjson.loads(found[2]), found[3], found[4])
 
     async def put(self, key: str, entry: Entry, ttl: float) -> None:
-        if entry.size > self.max_bytes:
+        size = entry.size
+        if size > self.max_bytes:
             return
         self._drop(key)
-        while self._entries and self._bytes + entry.size > self.max_bytes:
+        while self._entries and self._bytes + size > self.max_bytes:
             self._drop(next(iter(self._entries)))
-        self._entries[key] = (self._clock() + ttl, entry)
-        self._bytes += entry.size
+        meta = orjson.dumps(entry.meta)
+        self._entries[key] = (self._clock() + ttl, size, meta, entry.json_body, entry.sse_body)
+        self._bytes += size
 
     def _drop(self, key: str) -> None:
         found = self._entries.pop(key, None)
         if found is not None:
-            self._bytes -= found[1].size
+            self._bytes -= found[1]
 
 
 class KV(Protocol):

@@ -67,60 +67,106 @@ def _deltas(block: JSON) -> list[JSON]:
     return []
 
 
+# The delta that grows each kind of block, and the field it grows (None: tool input JSON).
+_GROWS: dict[str, tuple[str, str | None]] = {
+    "text": ("text_delta", "text"),
+    "thinking": ("thinking_delta", "thinking"),
+    "tool_use": ("input_json_delta", None),
+    "server_tool_use": ("input_json_delta", None),
+}
+
+
 class MessageAccumulator:
     """Feeds on a stream's events and builds the Message they describe.
 
     `message` is the Message once the stream is complete (message_stop seen, no error, every
     delta understood); None otherwise, so a cut, failed or unfamiliar stream is never taken
-    for a whole answer."""
+    for a whole answer.
 
-    __slots__ = ("_blocks", "_delta_seen", "_message", "_partial", "_stopped", "_usable")
+    Runs on every event of every recorded stream, so the common event (a text, thinking or
+    tool-input delta of the open block) takes one test and one list append; the pieces are
+    joined when the block stops (or when the Message is asked for)."""
+
+    __slots__ = (
+        "_blocks",
+        "_delta_seen",
+        "_field",
+        "_grows",
+        "_message",
+        "_open",
+        "_partial",
+        "_parts",
+        "_stopped",
+        "_usable",
+    )
 
     def __init__(self) -> None:
         self._message: JSON | None = None
         self._blocks: list[JSON] = []
-        self._partial: dict[int, list[str]] = {}
+        self._partial: dict[int, list[str]] = {}  # tool input of blocks no longer open
         self._delta_seen = False
         self._stopped = False
         self._usable = True
+        self._open = -1  # the open block's index, and what its deltas grow
+        self._grows = ""
+        self._field: str | None = None
+        self._parts: list[str] = []
 
     @property
     def message(self) -> JSON | None:
         if not (self._stopped and self._usable and self._message is not None):
             return None
+        self._merge_text()
         return {**self._message, "content": self._blocks}
 
     def feed(self, events: list[JSON]) -> None:
+        if not self._usable:
+            return
+        parts = self._parts
         for event in events:
-            if self._usable:
+            try:
+                if event["type"] == "content_block_delta" and event["index"] == self._open:
+                    delta = event["delta"]
+                    if delta["type"] == self._grows:
+                        piece = delta[self._field or "partial_json"]
+                        if piece.__class__ is not str:
+                            raise TypeError("delta text is not a string")
+                        parts.append(piece)
+                        continue
                 self._event(event)
+            except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+                self._usable = False
+            if not self._usable:
+                return
 
     def _event(self, event: JSON) -> None:
         kind = event.get("type")
-        try:
-            if kind == "message_start":
-                self._message = {**event["message"], "content": []}
-            elif kind == "content_block_start":
-                self._block_start(event)
-            elif kind == "content_block_delta":
-                self._delta(event["index"], event["delta"])
-            elif kind == "content_block_stop":
-                self._block_stop(event["index"])
-            elif kind == "message_delta":
-                self._message_delta(event)
-            elif kind == "message_stop":
-                self._stopped = self._delta_seen
-            elif kind != "ping":
-                self._usable = False  # `error`, or an event this code does not know
-        except (KeyError, TypeError, IndexError, ValueError, AttributeError):
-            self._usable = False
+        if kind == "message_start":
+            self._message = {**event["message"], "content": []}
+        elif kind == "content_block_start":
+            self._block_start(event)
+        elif kind == "content_block_delta":
+            self._delta(event["index"], event["delta"])
+        elif kind == "content_block_stop":
+            self._block_stop(event["index"])
+        elif kind == "message_delta":
+            self._message_delta(event)
+        elif kind == "message_stop":
+            self._stopped = self._delta_seen
+        elif kind != "ping":
+            self._usable = False  # `error`, or an event this code does not know
 
     def _block_start(self, event: JSON) -> None:
         if self._message is None or event["index"] != len(self._blocks):
             raise ValueError("block index out of order")
-        self._blocks.append(dict(event["content_block"]))
+        self._close_open()
+        block = dict(event["content_block"])
+        self._blocks.append(block)
+        self._open = event["index"]
+        self._grows, self._field = _GROWS.get(block.get("type"), ("", None))  # type: ignore[arg-type]
 
     def _delta(self, index: int, delta: JSON) -> None:
+        """A delta off the fast path: citations, signatures, or one for a closed block."""
         block = self._blocks[index]
         kind = delta["type"]
         if kind == "text_delta":
@@ -136,11 +182,34 @@ class MessageAccumulator:
         else:
             raise ValueError(f"unknown delta {kind}")
 
+    def _merge_text(self) -> None:
+        """The open block's text or thinking pieces added to it (tool input waits for stop)."""
+        if self._parts and self._field is not None:
+            block = self._blocks[self._open]
+            block[self._field] += "".join(self._parts)
+            self._parts.clear()
+
+    def _close_open(self) -> None:
+        if self._open < 0:
+            return
+        self._merge_text()
+        if self._parts:  # tool input of a block that was never stopped: kept for its stop
+            self._partial.setdefault(self._open, []).extend(self._parts)
+            self._parts.clear()
+        self._open, self._grows, self._field = -1, "", None
+
     def _block_stop(self, index: int) -> None:
         block = self._blocks[index]
-        parts = self._partial.pop(index, None)
+        if index == self._open:
+            self._merge_text()
+            pieces = self._parts[:]  # the list itself stays: `feed` holds it
+            self._parts.clear()
+            self._open, self._grows, self._field = -1, "", None
+        else:
+            pieces = []
+        pieces = [*self._partial.pop(index, ()), *pieces]
         if block.get("type") in ("tool_use", "server_tool_use"):
-            text = "".join(parts or ())
+            text = "".join(pieces)
             block["input"] = orjson.loads(text) if text.strip() else {}
 
     def _message_delta(self, event: JSON) -> None:
