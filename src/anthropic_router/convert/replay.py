@@ -116,28 +116,31 @@ class MessageAccumulator:
     def message(self) -> JSON | None:
         if not (self._stopped and self._usable and self._message is not None):
             return None
-        self._merge_text()
+        try:
+            self._merge_text()
+        except TypeError:  # a delta whose text was not a string
+            self._usable = False
+            return None
         return {**self._message, "content": self._blocks}
 
     def feed(self, events: list[JSON]) -> None:
         if not self._usable:
             return
         parts = self._parts
-        for event in events:
-            try:
-                if event["type"] == "content_block_delta" and event["index"] == self._open:
+        grows, field, open_ = self._grows, self._field or "partial_json", self._open
+        try:
+            for event in events:
+                if event["type"] == "content_block_delta" and event["index"] == open_:
                     delta = event["delta"]
-                    if delta["type"] == self._grows:
-                        piece = delta[self._field or "partial_json"]
-                        if piece.__class__ is not str:
-                            raise TypeError("delta text is not a string")
-                        parts.append(piece)
+                    if delta["type"] == grows:
+                        parts.append(delta[field])  # a non-string fails the join
                         continue
                 self._event(event)
-            except (KeyError, TypeError, IndexError, ValueError, AttributeError):
-                self._usable = False
-            if not self._usable:
-                return
+                if not self._usable:
+                    return
+                grows, field, open_ = self._grows, self._field or "partial_json", self._open
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+            self._usable = False
 
     def _event(self, event: JSON) -> None:
         kind = event.get("type")
