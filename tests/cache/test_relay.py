@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from anthropic_router.cache import ResponseCache
@@ -161,3 +162,38 @@ async def test_a_leader_whose_stream_nobody_reads_stops_leading_after_the_wait(
     assert third.record.cache == "hit"
     assert abandoned.events is not None
     await abandoned.events.aclose()
+
+
+async def test_stream_hits_are_the_same_bytes_but_the_id_and_the_store_counts_the_replay(
+    router: Router, upstream: FakeUpstream
+) -> None:
+    cache, store = _cache(router)
+    upstream.enqueue(_stream("a recorded answer, in pieces"))
+    miss = await cache.run(_call(router, stream=True))
+    assert miss.events is not None
+    original = [event async for batch in miss.events for event in batch]
+    json_only = store.size_bytes  # the miss rendered the JSON form only
+    bodies, ids = [], []
+    for _ in range(3):  # the first stream hit renders the replay, the others reuse it
+        hit = await cache.run(_call(router, stream=True))
+        assert hit.encoded is not None and hit.events is not None
+        await hit.events.aclose()
+        message_id = hit.encoded.split(b'"id":"', 1)[1].split(b'"', 1)[0]
+        ids.append(message_id)
+        bodies.append(hit.encoded.replace(message_id, b"msg_X"))
+    assert len(set(ids)) == 3 and ids[0].startswith(b"msg_")
+    assert bodies[0] == bodies[1] == bodies[2]
+    found = await store.get(next(iter(store._entries)))
+    assert found is not None and found.sse_body
+    assert store.size_bytes == json_only + len(found.sse_body) == found.size
+    events = _sse_events(bodies[0])
+    check_grammar(events)
+    recorded = accumulate(original)
+    assert accumulate(events) == {**recorded, "id": "msg_X"}
+    plain = await cache.run(_call(router, stream=False))
+    assert plain.message is not None and plain.message == {**recorded, "id": plain.message["id"]}
+    assert len(upstream.requests) == 1
+
+
+def _sse_events(body: bytes) -> list[Any]:
+    return [orjson.loads(frame.split(b"\ndata: ", 1)[1]) for frame in body.split(b"\n\n") if frame]
