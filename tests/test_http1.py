@@ -202,6 +202,20 @@ async def test_keep_alive_timeout_header_retires_the_connection_before_the_serve
     assert server.connections == 2
 
 
+async def test_idle_connections_past_their_keep_alive_time_are_closed_by_the_sweep() -> None:
+    async with ScriptedServer(lambda n, _: [ok(b"x")]) as server:
+        pool = make_pool(server.url, keepalive_timeout=0.2)
+        await asyncio.gather(*[post(pool, server.url) for _ in range(5)])
+        assert len(pool._idle) == 5
+        for _ in range(100):  # no request comes: the sweep alone must close them
+            if not pool._idle:
+                break
+            await asyncio.sleep(0.05)
+        assert pool._idle == []
+        pool.close()
+    assert server.connections == 5
+
+
 async def test_informational_answer_before_the_real_one_is_skipped() -> None:
     reply = [b"HTTP/1.1 100 Continue\r\n\r\n", ok(b"final")]
     async with ScriptedServer(lambda n, _: reply) as server:
