@@ -363,7 +363,13 @@ class Pool:
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(loop, deadline)
-            response = conn.send(head, body)
+            try:
+                response = conn.send(head, body)
+            except (OSError, RuntimeError) as exc:  # the transport closed under our feet
+                conn._close()
+                if reused:
+                    continue
+                raise UpstreamClosed(f"could not send the request ({type(exc).__name__})") from exc
             try:
                 await _wait(loop, conn, deadline)
             except UpstreamClosed:
