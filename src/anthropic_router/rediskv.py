@@ -444,9 +444,10 @@ class RedisKV:
 
 
 def _error(reply: ResponseError) -> Exception:
-    """A Redis still loading its data set answers every command with an error: an outage."""
-    if str(reply).startswith("LOADING"):
-        return ConnectionError(f"redis is loading: {reply}")
+    """Replies that mean Redis cannot be used at all (still loading its data set, not
+    authenticated) are an outage, as redis-py has them; other errors are answers."""
+    if str(reply).startswith(("LOADING", "NOAUTH", "WRONGPASS")):
+        return ConnectionError(str(reply))
     return reply
 
 
