@@ -254,3 +254,41 @@ async def test_tls(tmp_path: Path, anyio_backend: str) -> None:
             assert errors == ["connection"]
         finally:
             await untrusted.close()
+
+
+async def test_a_cancelled_call_does_not_shift_the_replies(
+    redis_server: RedisServer, anyio_backend: str
+) -> None:
+    kv = RedisKV(redis_server.url)
+    try:
+        for name in "abc":
+            await kv.set(name, name.encode() * 3, 60)
+        calls = [asyncio.ensure_future(kv.get(name)) for name in "abc"]
+        await asyncio.sleep(0)  # all three sent
+        calls[1].cancel()
+        assert await calls[0] == b"aaa"
+        assert await calls[2] == b"ccc"
+        assert calls[1].cancelled()
+        assert await kv.get("b") == b"bbb"
+        assert kv.available
+    finally:
+        await kv.close()
+
+
+async def test_close_fails_calls_in_flight_and_a_later_call_reconnects(
+    redis_server: RedisServer, anyio_backend: str
+) -> None:
+    errors: list[str] = []
+    kv = RedisKV(redis_server.url, on_error=errors.append, retry_interval=0)
+    try:
+        await kv.set("k", b"v", 60)
+        pending = asyncio.ensure_future(kv.get("k"))
+        await asyncio.sleep(0)
+        await kv.close()
+        with pytest.raises(KVUnavailable, match="closed"):
+            await pending
+        assert errors == ["connection"]
+        assert await kv.get("k") == b"v"  # the probe after retry_interval reconnects
+        assert kv.available
+    finally:
+        await kv.close()
