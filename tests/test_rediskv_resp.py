@@ -126,6 +126,7 @@ async def test_pipelined_calls_get_their_own_replies(
     kv = RedisKV(redis_server.url, prefix="p:")
     try:
         values = {f"k{i}": (b"%d:" % i) * (i * 37 + 1) for i in range(100)}
+        values["large"] = bytes(range(256)) * 4096  # 1 MiB: many reads, one copy
         await asyncio.gather(*(kv.set(k, v, 60) for k, v in values.items()))
         keys = list(values) * 3
         results = await asyncio.gather(*(kv.get(k) for k in keys))

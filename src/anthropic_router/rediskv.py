@@ -55,7 +55,11 @@ answered with an error) or "skipped" (not tried: Redis is down). For metrics."""
 
 
 class _Incomplete(Exception):
-    """The buffer ends inside a reply: wait for more bytes."""
+    """The buffer ends inside a reply: wait for more bytes (`need`: the length the buffer
+    must reach before trying again, when a bulk string's header says so; else 0)."""
+
+    def __init__(self, need: int = 0) -> None:
+        self.need = need
 
 
 def parse_reply(buf: bytes, pos: int) -> tuple[Any, int]:
@@ -74,7 +78,7 @@ def parse_reply(buf: bytes, pos: int) -> tuple[Any, int]:
         start = end + 2
         stop = start + size
         if len(buf) < stop + 2:
-            raise _Incomplete
+            raise _Incomplete(stop + 2)
         return buf[start:stop], stop + 2
     if kind == 43:  # + simple string
         return buf[pos + 1 : end], end + 2
@@ -119,7 +123,11 @@ class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._waiters: deque[asyncio.Future[Any]] = deque()
-        self._buffer = b""
+        # The start of an incomplete reply, in pieces, joined once `_need` bytes are there
+        # (a large value arriving in many reads is copied once, not once per read).
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self._need = 0
         self._transport: asyncio.Transport | None = None
         self._outgoing: list[bytes] = []
         self.closed = False
@@ -129,7 +137,15 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buffer + data if self._buffer else data
+        if self._pieces:
+            self._pieces.append(data)
+            self._size += len(data)
+            if self._size < self._need:
+                return
+            buf = b"".join(self._pieces)
+            self._pieces = []
+        else:
+            buf = data
         pos = 0
         size = len(buf)
         waiters = self._waiters
@@ -141,12 +157,13 @@ class _Connection(asyncio.Protocol):
                 waiter = waiters.popleft()
                 if not waiter.done():  # its caller may be gone (cancelled)
                     waiter.set_result(reply)
-        except _Incomplete:
-            pass
+        except _Incomplete as incomplete:
+            rest = buf[pos:]
+            self._pieces = [rest]
+            self._size = len(rest)
+            self._need = incomplete.need - pos if incomplete.need else self._size + 1
         except (ValueError, EOFError) as exc:  # out of step with Redis: start over
             self.fail(EOFError(f"bad reply from Redis: {exc}"))
-            return
-        self._buffer = buf[pos:] if pos < size else b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
