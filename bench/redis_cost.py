@@ -81,7 +81,8 @@ async def cpu_per_call(call: Callable[[], Awaitable[Any]], calls: int, concurren
 
 
 async def measure(module: ModuleType, url: str, calls: int) -> dict[str, float]:
-    kv = module.RedisKV(url, prefix="bench:")
+    # Long timeouts: a busy machine must not turn a slow call into an outage mid-run.
+    kv = module.RedisKV(url, prefix="bench:", socket_timeout=5.0, connect_timeout=5.0)
     try:
         await kv.set("value", b"x" * 2048, 600)
         names = [f"rl:key:{kind}:{i}" for kind in "rt" for i in (100, 99)]
