@@ -326,9 +326,10 @@ class RedisKV:
         probe = self._admit() if self._down_since is not None else False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._deadline
+        conn = self._conn
         try:
-            conn = self._conn
             if conn is None or conn.closed:
+                conn = None
                 conn = await self._connection(loop, deadline)
             reply = await self._request(conn, encode_command(command), loop, deadline)
             if type(reply) is ResponseError:
@@ -338,12 +339,12 @@ class RedisKV:
                     conn, encode_command((b"SCRIPT", b"LOAD", script)), loop, deadline
                 )
                 if type(loaded) is ResponseError:
-                    raise loaded
+                    raise _error(loaded)
                 reply = await self._request(conn, encode_command(command), loop, deadline)
                 if type(reply) is ResponseError:
                     raise _error(reply)
         except _OUTAGE as exc:
-            self._went_down(exc)
+            self._went_down(exc, conn)
             raise KVUnavailable(f"redis at {self.url} unavailable: {_describe(exc)}") from exc
         except ResponseError as exc:
             self._refused(exc)
@@ -427,12 +428,17 @@ class RedisKV:
         self._probing = True
         return True
 
-    def _went_down(self, exc: BaseException) -> None:
+    def _went_down(self, exc: BaseException, conn: _Connection | None) -> None:
         self._count("timeout" if _is_timeout(exc) else "connection")
+        if conn is not None and conn is not self._conn:
+            # A call on a connection already given up (by close(), or by another call that
+            # failed on it and went down): nothing new about Redis, and the connection
+            # that replaced it, if any, must not be cut.
+            return
         now = time.monotonic()
         self._retry_at = now + self.retry_interval
         # The connection is dead or out of step: the next attempt opens a new one.
-        conn, self._conn = self._conn, None
+        self._conn = None
         if conn is not None:
             conn.fail(ConnectionError("redis went down"))
         if self._down_since is None:
