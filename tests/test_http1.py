@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -22,15 +25,16 @@ class ScriptedServer:
     """Reads each request (head + Content-Length body), then plays `script(n, request)`:
     bytes are written, a float is a pause, None closes the connection."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self.tls = tls
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
 
     async def __aenter__(self) -> ScriptedServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -44,7 +48,8 @@ class ScriptedServer:
     def url(self) -> str:
         assert self.server is not None
         port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/v1/chat"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://localhost:{port}/v1/chat"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -111,7 +116,7 @@ async def test_keep_alive_reuses_one_connection_and_sends_the_request_whole() ->
         pool.close()
     assert server.connections == 1
     first = server.requests[0]
-    assert first.startswith(b"POST /v1/chat HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert first.startswith(b"POST /v1/chat HTTP/1.1\r\nHost: localhost:")
     assert b"\r\nContent-Length: 7\r\n\r\n" in first and first.endswith(b'{"a":1}')
 
 
@@ -197,6 +202,20 @@ async def test_keep_alive_timeout_header_retires_the_connection_before_the_serve
     assert server.connections == 2
 
 
+async def test_idle_connections_past_their_keep_alive_time_are_closed_by_the_sweep() -> None:
+    async with ScriptedServer(lambda n, _: [ok(b"x")]) as server:
+        pool = make_pool(server.url, keepalive_timeout=0.2)
+        await asyncio.gather(*[post(pool, server.url) for _ in range(5)])
+        assert len(pool._idle) == 5
+        for _ in range(100):  # no request comes: the sweep alone must close them
+            if not pool._idle:
+                break
+            await asyncio.sleep(0.05)
+        assert pool._idle == []
+        pool.close()
+    assert server.connections == 5
+
+
 async def test_informational_answer_before_the_real_one_is_skipped() -> None:
     reply = [b"HTTP/1.1 100 Continue\r\n\r\n", ok(b"final")]
     async with ScriptedServer(lambda n, _: reply) as server:
@@ -267,6 +286,35 @@ async def test_a_body_beyond_the_high_water_mark_pauses_reading_and_arrives_inta
         response.release()
         assert got == big
         pool.close()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for `localhost`, made at test time (no key material in the repo)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_upstream_is_verified_and_kept_alive(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    async with ScriptedServer(lambda n, _: [ok(b"secure %d" % n)], tls=server_tls) as server:
+        untrusted = make_pool(server.url)  # the system's trust store knows no such issuer
+        with pytest.raises(ssl.SSLError):
+            await post(untrusted, server.url)
+        pool = make_pool(server.url)
+        assert pool.origin.ssl is not None
+        pool.origin.ssl.load_verify_locations(cert)  # as SSL_CERT_FILE would
+        assert await post(pool, server.url) == b"secure 1"
+        assert await post(pool, server.url) == b"secure 2"
+        pool.close()
+    assert server.connections == 1  # one kept-alive connection (the refused handshake never got in)
 
 
 def test_header_values_with_line_breaks_are_refused() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import signal
@@ -131,6 +132,8 @@ class App:
                 )
                 await detect_local(self.router, self.settings.openai_compatible_detect_timeout)
                 self._start_batches()
+                if self.settings.gc_tuning:
+                    tune_gc()
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -655,6 +658,23 @@ async def _until_disconnect(work: Any, receive: Receive) -> None:
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+# Young-generation threshold: CPython's default, 700 net container allocations, is crossed
+# over and over by the objects requests in flight hold (a parsed 3 KB request is hundreds of
+# dicts and lists), so a collection ran about every eighth request and found nothing to free.
+GC_THRESHOLDS = (7000, 10, 10)
+
+
+def tune_gc() -> None:
+    """At the end of start-up: the modules, tables and settings loaded so far live as long
+    as the process, so they move to the permanent generation (`gc.freeze`) and no full
+    collection walks them again; and young collections run a tenth as often. Reference
+    cycles are still collected, just in larger, rarer batches. GC_TUNING=false keeps
+    CPython's defaults."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def create_app(settings: Settings) -> App:

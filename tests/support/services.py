@@ -189,9 +189,11 @@ def redis_binary() -> str:
 
 class RedisServer:
     """`redis-server` on 127.0.0.1:<free port>, nothing persisted. `stop()` then `start()`
-    brings it back on the same port, empty: an outage and its recovery."""
+    brings it back on the same port, empty: an outage and its recovery. `args` are extra
+    command-line options (`--requirepass`, `--unixsocket`, ...)."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: tuple[str, ...] = ()) -> None:
+        self.args = list(args)
         self.port = free_port()
         self.binary = redis_binary()
         self.root = Path(tempfile.mkdtemp(prefix="anthropic-router-redis-"))
@@ -212,7 +214,7 @@ class RedisServer:
         with log:
             self._process = subprocess.Popen(
                 [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                 "--appendonly", "no", "--daemonize", "no", "--dir", str(self.root)],
+                 "--appendonly", "no", "--daemonize", "no", "--dir", str(self.root), *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         self._wait_ready()
@@ -231,7 +233,8 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
+                # With --requirepass an unauthenticated PING is refused: still up.
+                return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -58,10 +58,11 @@ class SSEDecoder:
         # `_line`, inlined: this loop runs for every line of every relayed chunk.
         payloads: list[bytes] = []
         data = self._data
-        max_line = self._max_line
-        for line in lines:
-            if len(line) > max_line:
+        if len(buffer) > self._max_line:  # else no line of it can be too long
+            max_line = self._max_line
+            if any(len(line) > max_line for line in lines):
                 raise ValueError("SSE line exceeds the maximum size")
+        for line in lines:
             if not line:
                 if data:
                     payloads.append(b"\n".join(data))

@@ -115,10 +115,12 @@ class StreamTranslator:
 
     def feed_data(self, payload: bytes) -> list[JSON]:
         """One SSE `data:` payload: a JSON chunk or `[DONE]`."""
-        if payload.strip() == b"[DONE]":
-            return self.finish()
-        if not payload.strip():
-            return []
+        if payload[:1] != b"{":  # not the usual chunk: `[DONE]`, blank, or malformed
+            stripped = payload.strip()
+            if stripped == b"[DONE]":
+                return self.finish()
+            if not stripped:
+                return []
         try:
             chunk = orjson.loads(payload)
         except orjson.JSONDecodeError:

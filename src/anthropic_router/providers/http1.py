@@ -350,6 +350,7 @@ class Pool:
         self.keepalive_timeout = keepalive_timeout
         self.closed = False
         self._idle: list[_Connection] = []
+        self._sweep: asyncio.TimerHandle | None = None
 
     async def request(self, head: bytes, body: bytes, first_byte_timeout: float) -> Response:
         """Send one request (`head` from `encode_head`) and wait for the answer's headers.
@@ -362,7 +363,13 @@ class Pool:
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(loop, deadline)
-            response = conn.send(head, body)
+            try:
+                response = conn.send(head, body)
+            except (OSError, RuntimeError) as exc:  # the transport closed under our feet
+                conn._close()
+                if reused:
+                    continue
+                raise UpstreamClosed(f"could not send the request ({type(exc).__name__})") from exc
             try:
                 await _wait(loop, conn, deadline)
             except UpstreamClosed:
@@ -404,6 +411,23 @@ class Pool:
 
     def put(self, conn: _Connection) -> None:
         self._idle.append(conn)
+        if self._sweep is None:
+            self._sweep = conn.loop.call_later(self.keepalive_timeout, self._close_stale)
+
+    def _close_stale(self) -> None:
+        """Idle connections past their keep-alive time are closed even if no request comes
+        to take them (a burst of connections must not stay open for good)."""
+        self._sweep = None
+        if not self._idle:
+            return
+        loop = self._idle[0].loop
+        now = loop.time()
+        for conn in list(self._idle):
+            if now - conn.idle_since >= conn.keepalive_timeout:
+                self._idle.remove(conn)
+                conn._close()
+        if self._idle:
+            self._sweep = loop.call_later(self.keepalive_timeout, self._close_stale)
 
     def forget(self, conn: _Connection) -> None:
         if conn in self._idle:
@@ -411,6 +435,9 @@ class Pool:
 
     def close(self) -> None:
         self.closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         idle, self._idle = self._idle, []
         for conn in idle:
             conn._close()
