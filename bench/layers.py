@@ -37,6 +37,7 @@ import run  # bench/run.py: processes, venv, upstream
 
 BENCH = run.BENCH
 SRC = run.ROOT / "src"
+sys.path.insert(0, str(SRC))  # the client measurement imports this checkout's router
 
 MINIMAL_APP = r"""
 import os
