@@ -265,3 +265,31 @@ def test_batch_work_backs_off_while_interactive_requests_wait():
     assert share.limit == 3  # on time: one more per probe
     share.observe(LAG_LIMIT * 2, interactive=0)
     assert share.limit == 16
+
+
+@pytest.mark.anyio
+async def test_share_probe_sleeps_while_no_batch_request_runs():
+    import asyncio
+
+    from anthropic_router.batches.share import Share, probe
+
+    share = Share(16)
+    share.limit = 2  # left low by the last batch
+    busy = asyncio.Event()
+    probes: list[int] = []
+
+    def interactive() -> int:
+        probes.append(1)
+        return 1
+
+    task = asyncio.ensure_future(probe(share, interactive, lambda: None, busy))
+    await asyncio.sleep(0.1)  # ten probe intervals with nothing running
+    assert probes == []  # no timer ran: an idle router does not wake up
+    assert share.limit == 16  # and the next batch starts at full width
+    busy.set()
+    for _ in range(200):
+        if probes:
+            break
+        await asyncio.sleep(0.01)
+    assert probes  # with batch work running it measures the loop again
+    task.cancel()

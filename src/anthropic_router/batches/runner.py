@@ -90,11 +90,12 @@ class Runner:
         self.share = Share(settings.batch_concurrency)
         self._interactive = interactive
         self._probe: asyncio.Task[None] | None = None
+        self._busy = asyncio.Event()  # batch requests are running: the share probe runs
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="batch-runner")
         self._probe = asyncio.create_task(
-            probe(self.share, self._interactive, self.wake), name="batch-share"
+            probe(self.share, self._interactive, self.wake, self._busy), name="batch-share"
         )
 
     def wake(self) -> None:
@@ -170,6 +171,7 @@ class Runner:
             task = asyncio.create_task(self._run(item), name=f"batch-{item.custom_id}")
             self.running.add(task)
             task.add_done_callback(self._done)
+            self._busy.set()
         self._written(done, written)
         for batch_id in {item.batch_id for item, _, _ in done}:
             await self._end_if_done(batch_id, now)
@@ -190,6 +192,8 @@ class Runner:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.running.discard(task)
+        if not self.running:
+            self._busy.clear()
         self._wakeup.set()
 
     async def _sweep(self, now: float) -> None:
