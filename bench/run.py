@@ -1125,6 +1125,17 @@ def _frame(f: str) -> str:
     return f.replace("Runner.run (asyncio/runners.py)", "uvloop run loop, C (asyncio/runners.py)")
 
 
+# Threads parked in a queue (the executor's workers after the tokenizer preload, metric
+# flushes): py-spy counts them as active, and they were two thirds of the samples.
+IDLE_FRAMES = frozenset(
+    {
+        "_worker (concurrent/futures/thread.py)",
+        "wait (threading.py)",
+        "_wait_for_tstate_lock (threading.py)",
+    }
+)
+
+
 def hot_spots(raw: Path, top: int = 12) -> dict:
     """From py-spy's raw (collapsed) stacks: functions by own (leaf) samples, and the router's
     own functions (anthropic_router/*) by inclusive samples."""
@@ -1137,12 +1148,12 @@ def hot_spots(raw: Path, top: int = 12) -> dict:
         if not stack or not n.isdigit():
             continue
         k = int(n)
-        total += k
         frames = [
             _frame(f) for f in stack.split(";") if not f.strip().startswith(("process ", "thread "))
         ]
-        if not frames:
+        if not frames or frames[-1] in IDLE_FRAMES:
             continue
+        total += k
         own[frames[-1]] = own.get(frames[-1], 0) + k
         m = re.search(r"\(([^/)]+)", frames[-1])
         pkg = "uvloop" if frames[-1].startswith("uvloop") else (m.group(1) if m else "?")
