@@ -186,7 +186,11 @@ def secured() -> Iterator[RedisServer]:
 
 async def test_auth_with_password_and_with_user(secured: RedisServer, anyio_backend: str) -> None:
     base = f"127.0.0.1:{secured.port}"
-    for url in (f"redis://:test-pass-1@{base}/0", f"redis://alice:test-pass-2@{base}/2"):
+    urls = (
+        f"redis://:test-pass-1@{base}/0",  # pragma: allowlist secret
+        f"redis://alice:test-pass-2@{base}/2",  # pragma: allowlist secret
+    )
+    for url in urls:
         kv = RedisKV(url)
         try:
             assert await kv.ping() is True
