@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import ssl
 import subprocess
+import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -156,6 +157,14 @@ async def test_gzip_body_is_decoded() -> None:
     async with ScriptedServer(lambda n, _: reply) as server:
         pool = make_pool(server.url)
         assert await post(pool, server.url) == b'{"choices": []}' * 100
+        pool.close()
+
+
+async def test_deflate_body_in_the_zlib_format_is_decoded() -> None:
+    reply = [ok(zlib.compress(b'{"id": "x"}' * 50), b"Content-Encoding: deflate")]
+    async with ScriptedServer(lambda n, _: reply) as server:
+        pool = make_pool(server.url)
+        assert await post(pool, server.url) == b'{"id": "x"}' * 50
         pool.close()
 
 

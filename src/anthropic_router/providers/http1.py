@@ -263,9 +263,9 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
-            # wbits 47: zlib or gzip header, detected; some servers send raw deflate for
-            # "deflate", which only -15 reads.
-            response._decoder = zlib.decompressobj(47 if encoding != "deflate" else 15 + 32)
+            # wbits 15 + 32: a zlib or a gzip header, detected (RFC 9110's "deflate" is the
+            # zlib format); a raw deflate stream fails as an undecodable body.
+            response._decoder = zlib.decompressobj(15 + 32)
         elif encoding not in ("", "identity"):
             self._abort(UpstreamClosed(f"unsupported content-encoding {encoding!r}"))
             return
