@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ssl
-import subprocess
 import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from anthropic_router.errors import ApiError
 from anthropic_router.providers import http1
+from support.tls import self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -151,20 +151,18 @@ async def test_close_delimited_body_ends_at_eof_and_the_connection_is_not_reused
     assert server.connections == 2
 
 
-async def test_gzip_body_is_decoded() -> None:
-    packed = gzip.compress(b'{"choices": []}' * 100)
-    reply = [ok(packed, b"Content-Encoding: gzip")]
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [(b"gzip", gzip.compress), (b"deflate", zlib.compress)],  # deflate: the zlib format
+)
+async def test_compressed_body_is_decoded(
+    encoding: bytes, compress: Callable[[bytes], bytes]
+) -> None:
+    plain = b'{"choices": []}' * 100
+    reply = [ok(compress(plain), b"Content-Encoding: " + encoding)]
     async with ScriptedServer(lambda n, _: reply) as server:
         pool = make_pool(server.url)
-        assert await post(pool, server.url) == b'{"choices": []}' * 100
-        pool.close()
-
-
-async def test_deflate_body_in_the_zlib_format_is_decoded() -> None:
-    reply = [ok(zlib.compress(b'{"id": "x"}' * 50), b"Content-Encoding: deflate")]
-    async with ScriptedServer(lambda n, _: reply) as server:
-        pool = make_pool(server.url)
-        assert await post(pool, server.url) == b'{"id": "x"}' * 50
+        assert await post(pool, server.url) == plain
         pool.close()
 
 
@@ -297,20 +295,8 @@ async def test_a_body_beyond_the_high_water_mark_pauses_reading_and_arrives_inta
         pool.close()
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for `localhost`, made at test time (no key material in the repo)."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 async def test_tls_upstream_is_verified_and_kept_alive(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     async with ScriptedServer(lambda n, _: [ok(b"secure %d" % n)], tls=server_tls) as server:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from anthropic_router.rediskv import KVUnavailable, RedisKV, ResponseError, enco
 from anthropic_router.rediskv import _Connection as Connection
 from support.router import free_port
 from support.services import RedisServer
+from support.tls import self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -233,13 +233,7 @@ async def test_unix_socket(tmp_path: Path, anyio_backend: str) -> None:
 
 
 async def test_tls(tmp_path: Path, anyio_backend: str) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path)
     tls_port = free_port()
     args = ("--tls-port", str(tls_port), "--tls-cert-file", str(cert),
             "--tls-key-file", str(key), "--tls-auth-clients", "no")  # fmt: skip

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ import pytest
 from support import openai_chunks as oc
 from support import replies
 from support.router import RouterProcess
+from support.tls import self_signed
 from support.upstream import FakeUpstream
 
 from .clients import run_claude
@@ -104,13 +104,7 @@ def https_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     """A loopback HTTPS site with a fresh self-signed certificate (Claude Code upgrades
     http:// to https:// and fetches WebFetch pages itself); yields its URL and the cert."""
     folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(folder)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
