@@ -171,10 +171,6 @@ class Response:
             raise self._error
         return b""
 
-    @property
-    def complete(self) -> bool:
-        return self._done and not self._chunks
-
     def release(self) -> None:
         """Done with the answer: the connection goes back to the pool if the body was read to
         its end and both sides keep it alive, else it is closed."""
