@@ -136,7 +136,10 @@ class _Loop:
         for server in servers:
             await mcp.check_server_url(server["url"], self.settings)
             connection = mcp.McpConnection(
-                server["name"], server["url"], server.get("authorization_token")
+                server["name"],
+                server["url"],
+                server.get("authorization_token"),
+                guarded=mcp.address_guarded(self.settings),
             )
             try:
                 await connection.open(self.settings.mcp_connect_timeout)
