@@ -45,7 +45,7 @@ class McpConnection:
     # False under MCP_SERVER_ALLOWLIST or WEB_FETCH_ALLOW_PRIVATE (see `address_guarded`).
     guarded: bool = True
     tools: list[McpTool] = field(default_factory=list)
-    _backend: Any = None
+    _backend: Any = None  # a pinning.GuardedBackend once a guarded session opens
     _calls: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     _task: asyncio.Task[None] | None = None
 
