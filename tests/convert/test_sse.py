@@ -118,6 +118,23 @@ def test_flush_at_eof(wire: bytes, payloads: list[bytes]) -> None:
     assert decoder.flush() == []
 
 
+def test_a_whole_event_after_held_input_joins_it() -> None:
+    """A read that is one whole `data:` event takes the short path only when nothing is
+    held: after a data line or a partial line it continues that event."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\n") == []
+    assert decoder.feed(b"data: b\n\n") == [b"a\nb"]
+    assert decoder.feed(b"dat") == []
+    assert decoder.feed(b"a: c\n\n") == [b"c"]
+    assert decoder.feed(b"data: d\n\n") == [b"d"]
+
+
+def test_an_overlong_single_event_is_refused() -> None:
+    decoder = SSEDecoder(max_line=16)
+    with pytest.raises(ValueError, match="maximum size"):
+        decoder.feed(b"data: 0123456789abcdefghij\n\n")
+
+
 def test_an_overlong_line_after_a_newline_in_the_same_chunk_is_refused() -> None:
     decoder = SSEDecoder(max_line=16)
     with pytest.raises(ValueError, match="maximum size"):

@@ -46,6 +46,18 @@ class SSEDecoder:
         self._max_line = max_line
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if (
+            # The usual read, one whole `data: {...}` event and nothing held: its payload
+            # without the line loop (about half the decoder's time on a relayed chunk).
+            not self._buffer
+            and chunk.endswith(b"\n\n")
+            and chunk.startswith(b"data: ")
+            and chunk.find(b"\n") == len(chunk) - 2
+            and not self._data
+            and b"\r" not in chunk
+            and len(chunk) - 2 <= self._max_line
+        ):
+            return [chunk[6:-2]]
         buffer = self._buffer + chunk if self._buffer else chunk
         if b"\r" in buffer:
             buffer = _normalise_line_endings(buffer)

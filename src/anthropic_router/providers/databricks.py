@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError, ConfigError
 from anthropic_router.providers.openai_chat import OpenAIChatProvider, timeouts
+
+if TYPE_CHECKING:  # the token fetch runs on the provider's cold-path aiohttp session
+    import aiohttp
 
 JSON = dict[str, Any]
 
@@ -80,7 +82,7 @@ class OAuthToken:
 
     def __init__(self, token_url: str, client_id: str, client_secret: str) -> None:
         self._url = token_url
-        self._basic = aiohttp.BasicAuth(client_id, client_secret)
+        self._credentials = (client_id, client_secret)
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
@@ -93,10 +95,13 @@ class OAuthToken:
         return {"Authorization": f"Bearer {self._token}"}
 
     async def _fetch(self, session: aiohttp.ClientSession) -> None:
+        import aiohttp
+
         form = {"grant_type": "client_credentials", "scope": "all-apis"}
+        basic = aiohttp.BasicAuth(*self._credentials)
         try:
             async with asyncio.timeout(30):
-                async with session.post(self._url, data=form, auth=self._basic) as response:
+                async with session.post(self._url, data=form, auth=basic) as response:
                     raw = await response.read()
                     status, headers = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -1,4 +1,5 @@
-"""An OpenAI chat-completions upstream over one pooled aiohttp session.
+"""An OpenAI chat-completions upstream: the lean HTTP/1.1 client (http1.py) for requests,
+one aiohttp session for the cold paths (model lists, probes, OAuth tokens).
 
 OpenRouter, vLLM, Ollama and friends all speak this; what differs (base URL, headers) is data
 passed in by the module that builds the provider.
@@ -8,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-import aiohttp
 import orjson
 
 from anthropic_router.config import Settings
@@ -19,6 +19,9 @@ from anthropic_router.providers import http1
 from anthropic_router.providers.base import JsonAsStream
 from anthropic_router.providers.errors import error_from_response, stream_timeout
 from anthropic_router.watchdog import Watchdog
+
+if TYPE_CHECKING:  # imported with the first cold-path session: 0.2 s off start-up
+    import aiohttp
 
 JSON = dict[str, Any]
 
@@ -56,7 +59,7 @@ class _Stream:
 
 
 # Per-request auth headers (OAuth tokens that expire); static keys go in `headers`.
-AuthHeaders = Callable[[aiohttp.ClientSession], Awaitable[Mapping[str, str]]]
+AuthHeaders = Callable[["aiohttp.ClientSession"], Awaitable[Mapping[str, str]]]
 # Where a body goes: (URL, body to send). Databricks puts the model in the URL, for one.
 Endpoint = Callable[[JSON], tuple[str, JSON]]
 
@@ -104,14 +107,6 @@ class OpenAIChatProvider:
         self.auth = auth
         self._models_key = models_key
         self._headers = {"Content-Type": "application/json", **headers}
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=connect_timeout,
-            sock_connect=connect_timeout,
-            # No sock_read: it would also bound the wait for headers (FIRST_BYTE_TIMEOUT's
-            # job); silence between body chunks is bounded per read (`_Stream`, `_read_some`).
-            sock_read=None,
-        )
         self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = read_timeout
         self._connect_timeout = connect_timeout
@@ -126,9 +121,19 @@ class OpenAIChatProvider:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            import aiohttp
+
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                connect=self._connect_timeout,
+                sock_connect=self._connect_timeout,
+                # No sock_read: it would also bound the wait for headers (FIRST_BYTE_TIMEOUT's
+                # job); silence between body chunks is bounded per read (`_read_cold`).
+                sock_read=None,
+            )
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, skip_auto_headers=("User-Agent",)
+                connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",)
             )
         return self._session
 
@@ -171,6 +176,8 @@ class OpenAIChatProvider:
         return []  # sends the body as converted; the conversion reports what it dropped
 
     async def list_models(self) -> list[JSON]:
+        import aiohttp
+
         try:
             headers = {**self._headers, **(await self.auth(self.session) if self.auth else {})}
             async with self.session.get(self._models_url, headers=headers) as response:
@@ -191,6 +198,8 @@ class OpenAIChatProvider:
     async def get_json(self, url: str) -> Any:
         """GET `url` with this upstream's headers: the JSON body of a 200, else None (for
         start-up probes, which must never fail start-up)."""
+        import aiohttp
+
         try:
             headers = {**self._headers, **(await self.auth(self.session) if self.auth else {})}
             async with self.session.get(url, headers=headers) as response:

@@ -20,17 +20,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from anthropic_router.config import Settings
 from anthropic_router.tools.search import ToolFailure, domain_matches
+
+if TYPE_CHECKING:  # aiohttp is imported when the first web fetch opens its session
+    import aiohttp
 
 JSON = dict[str, Any]
 
@@ -68,32 +66,14 @@ def host_allowlisted(host: str, port: int | None, allowlist: list[str]) -> bool:
     return host in allowlist or f"{host}:{port}" in allowlist
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves like the default resolver, then drops refused addresses; a host with none
-    left fails to connect."""
-
-    def __init__(self, allowlist: list[str]) -> None:
-        self._inner = ThreadedResolver()
-        self._allowlist = [entry.lower() for entry in allowlist]
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        if host_allowlisted(host, port, self._allowlist):
-            return found
-        allowed = [entry for entry in found if address_allowed(entry["host"])]
-        if not allowed:
-            raise BlockedAddress(f"{host} resolves to a private or reserved address")
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 def open_session(settings: Settings) -> aiohttp.ClientSession:
     """The session web fetches go through (one per app; closed at shutdown)."""
-    resolver: AbstractResolver = (
+    import aiohttp
+    from aiohttp.resolver import ThreadedResolver
+
+    from anthropic_router.tools.resolver import GuardedResolver
+
+    resolver: aiohttp.abc.AbstractResolver = (
         ThreadedResolver()
         if settings.web_fetch_allow_private
         else GuardedResolver(settings.web_fetch_private_allowlist)
@@ -150,6 +130,8 @@ def _is_ip_literal(host: str) -> bool:
 
 async def fetch(session: aiohttp.ClientSession, settings: Settings, url: str, config: JSON) -> Page:
     """The page at `url`, following checked redirects, within the limits."""
+    import aiohttp  # loaded already: the session is one
+
     try:
         async with asyncio.timeout(settings.web_fetch_timeout):
             return await _follow(session, settings, url, config)

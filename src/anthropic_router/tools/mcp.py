@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError, invalid_request
-from anthropic_router.tools.fetch import address_allowed
+from anthropic_router.tools.fetch import BlockedAddress, address_allowed
 
 JSON = dict[str, Any]
 
@@ -40,7 +41,11 @@ class McpConnection:
     name: str
     url: str
     token: str | None
+    # Connect only to addresses that pass the private-address check (tools/pinning.py);
+    # False under MCP_SERVER_ALLOWLIST or WEB_FETCH_ALLOW_PRIVATE (see `address_guarded`).
+    guarded: bool = True
     tools: list[McpTool] = field(default_factory=list)
+    _backend: Any = None  # a pinning.GuardedBackend once a guarded session opens
     _calls: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     _task: asyncio.Task[None] | None = None
 
@@ -52,14 +57,22 @@ class McpConnection:
                 await ready
         except TimeoutError:
             await self.close()
+            self._raise_if_refused()
             raise invalid_request(
                 f"MCP server '{self.name}' did not answer within MCP_CONNECT_TIMEOUT"
             ) from None
         except Exception as exc:
             await self.close()
+            self._raise_if_refused()
             raise invalid_request(
                 f"could not connect to MCP server '{self.name}': {_describe(exc)}"
             ) from None
+
+    def _raise_if_refused(self) -> None:
+        """The connect-time address check refused the host (its DNS answer changed since
+        `check_server_url`): the same permission error as that check."""
+        if self._backend is not None and self._backend.refused is not None:
+            raise private_address_error(self._backend.refused)
 
     async def call(self, tool: str, arguments: JSON, timeout: float) -> tuple[list[str], bool]:
         """The tool's text content and whether it is an error."""
@@ -79,14 +92,18 @@ class McpConnection:
                     await self._task
 
     async def _serve(self, ready: asyncio.Future[None]) -> None:
-        import httpx2
         from mcp import ClientSession
 
+        from anthropic_router.tools import pinning
+
+        if self.guarded:
+            self._backend = pinning.GuardedBackend()
+        factory = pinning.client_factory(self._backend)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             async with (
-                httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
-                _transport(self.url, http, headers) as streams,
+                factory(headers=headers) as http,
+                _transport(self.url, http, headers, factory) as streams,
                 ClientSession(streams[0], streams[1]) as session,
             ):
                 await session.initialize()
@@ -150,11 +167,11 @@ def _describe(exc: BaseException) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _transport(url: str, http: Any, headers: JSON) -> Any:
+async def _transport(url: str, http: Any, headers: JSON, factory: Any) -> Any:
     if urlsplit(url).path.rstrip("/").endswith("/sse"):
         from mcp.client.sse import sse_client
 
-        async with sse_client(url, headers=headers) as streams:
+        async with sse_client(url, headers=headers, httpx_client_factory=factory) as streams:
             yield streams
     else:
         from mcp.client.streamable_http import streamable_http_client
@@ -196,8 +213,15 @@ def check_toolsets(toolsets: list[JSON], servers: list[JSON]) -> None:
             )
 
 
+def address_guarded(settings: Settings) -> bool:
+    """Whether MCP connections are checked against private and reserved addresses: not when
+    MCP_SERVER_ALLOWLIST (URL prefixes) decides instead, nor under WEB_FETCH_ALLOW_PRIVATE."""
+    return not settings.mcp_server_allowlist and not settings.web_fetch_allow_private
+
+
 async def check_server_url(url: str, settings: Settings) -> None:
-    """MCP_SERVER_ALLOWLIST (URL prefixes) when set; otherwise web fetch's address rules."""
+    """MCP_SERVER_ALLOWLIST (URL prefixes) when set; otherwise web fetch's address rules,
+    checked here for a clear error up front and again at connect time (tools/pinning.py)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise invalid_request(f"MCP server URL must be http(s): {url[:200]}")
@@ -207,26 +231,43 @@ async def check_server_url(url: str, settings: Settings) -> None:
                 "permission_error", f"MCP server URL is not in MCP_SERVER_ALLOWLIST: {url[:200]}"
             )
         return
-    if settings.web_fetch_allow_private:
+    if not address_guarded(settings):
         return
     host = parts.hostname
     try:
-        ipaddress.ip_address(host)
+        await checked_addresses(host, parts.port or 443)
+    except BlockedAddress:
+        raise private_address_error(host) from None
+    except OSError:
+        raise invalid_request(f"MCP server host does not resolve: {host}") from None
+
+
+async def checked_addresses(
+    host: str, port: int, allowed: Callable[[str], bool] = address_allowed
+) -> list[str]:
+    """The addresses `host` resolves to, when `allowed` accepts every one (by default: all are
+    public); BlockedAddress when one is refused (a host that mixes public and private
+    addresses is refused), OSError when it does not resolve."""
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
         addresses = [host]
     except ValueError:
-        try:
-            found = await asyncio.get_running_loop().getaddrinfo(
-                host, parts.port or 443, type=socket.SOCK_STREAM
-            )
-        except OSError:
-            raise invalid_request(f"MCP server host does not resolve: {host}") from None
-        addresses = [str(entry[4][0]) for entry in found]
-    if not all(address_allowed(address) for address in addresses):
-        raise ApiError(
-            "permission_error",
-            f"MCP server {host} is a private or reserved address "
-            "(set MCP_SERVER_ALLOWLIST to allow it)",
-        )
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(str(entry[4][0]) for entry in found))
+    if not addresses:
+        raise OSError(f"{host} has no address")
+    if not all(allowed(address) for address in addresses):
+        raise BlockedAddress(f"{host} resolves to a private or reserved address")
+    return addresses
+
+
+def private_address_error(host: str) -> ApiError:
+    return ApiError(
+        "permission_error",
+        f"MCP server {host} is a private or reserved address "
+        "(set MCP_SERVER_ALLOWLIST to allow it)",
+    )
 
 
 def enabled_tools(server: JSON, toolsets: list[JSON], tools: list[McpTool]) -> list[McpTool]:

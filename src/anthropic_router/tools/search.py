@@ -10,14 +10,16 @@ found".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from anthropic_router.config import ProxyBackend, Settings
 from anthropic_router.convert.server_tools import SearchResult
+
+if TYPE_CHECKING:  # imported by the first search (tools/loop.py opens the session)
+    import aiohttp
 
 JSON = dict[str, Any]
 
@@ -73,6 +75,8 @@ async def search(
     client_key: str | None = None,
 ) -> list[SearchResult]:
     """Results for `query` under the tool's `config` (domains, user_location)."""
+    import aiohttp  # loaded already: the session is one
+
     if not query.strip():
         raise ToolFailure("invalid_tool_input", "empty query")
     if len(query) > MAX_QUERY_LENGTH:
