@@ -104,6 +104,11 @@ CACHE_STORED_BYTES = Counter(
     "anthropic_router_response_cache_stored_bytes_total",
     "Bytes of answers written to the response-cache store.",
 )
+CACHE_WAITING = Gauge(
+    "anthropic_router_response_cache_waiting",
+    "Requests waiting for an identical one already with the upstream (single flight).",
+    multiprocess_mode="livesum",
+)
 BATCH = Counter(
     "anthropic_router_batch_requests_total",
     "Batch requests by result (succeeded, errored, retried) as this instance wrote them.",

@@ -7,6 +7,7 @@ know nothing of `http.server`.
 from __future__ import annotations
 
 import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -157,6 +158,22 @@ class DelayedReply(Reply):
 
 
 @dataclass
+class GatedReply(Reply):
+    """Send nothing until the test sets `gate` (ordering by events, not by time), then
+    `reply`; close the socket if it is not set within `timeout`."""
+
+    gate: threading.Event
+    reply: Reply
+    timeout: float = 30.0
+
+    def send(self, conn: Connection) -> None:
+        if self.gate.wait(self.timeout):
+            self.reply.send(conn)
+        else:
+            conn.drop()
+
+
+@dataclass
 class EndlessStreamReply(Reply):
     """An SSE stream that never ends: `head` once, then `item` every `interval` seconds until
     the client goes away (recorded as `disconnected`), the server stops or `max_seconds`."""
@@ -267,6 +284,11 @@ def hang_until_closed(seconds: float) -> Reply:
 def delayed(seconds: float, reply: Reply) -> Reply:
     """`reply`, after `seconds` without any byte (slow response headers)."""
     return DelayedReply(seconds, reply)
+
+
+def gated(gate: threading.Event, reply: Reply, timeout: float = 30.0) -> Reply:
+    """`reply` once `gate` is set (see GatedReply)."""
+    return GatedReply(gate, reply, timeout)
 
 
 def endless_sse(

@@ -11,12 +11,19 @@ cache keeps whole answers and replays them without calling the upstream at all.
 - Single flight: while one request for a key is with the upstream, identical ones wait for
   it (at most PROMPT_CACHE_WAIT_TIMEOUT) and are answered from its entry; if it fails they
   go on themselves, one of them leading the next attempt.
+- Across routers sharing Redis: a miss about to lead first claims the key (one script: the
+  entry if another router stored it meanwhile, else a lease `SET NX PX` for the wait
+  timeout). A router whose claim finds another's lease polls the store for that leader's
+  entry instead (its own process's identical requests wait on it as above) and leads when
+  the lease ends without one: released by a failed leader, or expired with a dead one.
+  Redis down: the claim answers "lead", and single flight is per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -37,6 +44,9 @@ HIT, MISS, BYPASS = "hit", "miss", "bypass"
 _HEADER = {result: (CACHE_HEADER, result.encode()) for result in (HIT, MISS, BYPASS)}
 # A follower that found a failed flight tries again (lookup, wait or lead) this often.
 _FLIGHT_ROUNDS = 3
+# A router following another's flight looks for its entry after this long, then at twice
+# the interval up to _POLL_MAX: a quick answer is seen soon, a long one costs few polls.
+_POLL_FIRST, _POLL_MAX = 0.01, 0.2
 
 Flight = asyncio.Future[Entry | None]
 
@@ -134,31 +144,50 @@ class ResponseCache:
         body = entry.json_body.replace(ID_SLOT, message_id, 1)
         return Reply(headers, message=orjson.loads(body), encoded=body)
 
-    async def _wait(self, key: str, flight: Flight, call: Call) -> Entry | None:
+    def _wait_limit(self, call: Call) -> float:
         timeout = self.wait_timeout
         if call.deadline is not None:
             timeout = min(timeout, call.deadline - time.monotonic())
+        return max(timeout, 0.0)
+
+    async def _wait(self, key: str, flight: Flight, call: Call) -> Entry | None:
+        self._waiting(1)
         try:
-            return await asyncio.wait_for(asyncio.shield(flight), max(timeout, 0.0))
+            return await asyncio.wait_for(asyncio.shield(flight), self._wait_limit(call))
         except TimeoutError:
             # A leader this slow (or one whose stream nobody reads or closes) stops leading:
             # the next request for the key leads instead of waiting as long again.
             if self._flights.get(key) is flight:
                 del self._flights[key]
             return None
+        finally:
+            self._waiting(-1)
+
+    def _waiting(self, change: int) -> None:
+        if self.metrics is not None:
+            self.metrics.CACHE_WAITING.inc(change)
 
     # -- misses --------------------------------------------------------------------------
 
     async def _fetch(self, call: Call, key: str, result: str) -> Reply:
-        """The inner relay's answer, stored when whole; identical requests wait on it."""
+        """The inner relay's answer, stored when whole; identical requests wait on it (in
+        this process on its flight, in other routers on its lease)."""
         flight: Flight | None = None
         if key not in self._flights:
             flight = asyncio.get_running_loop().create_future()
             self._flights[key] = flight
+        lease: str | None = None
         try:
+            if result == MISS:  # a refresh goes upstream whatever another router does
+                claimed = await self._claim(key, call)
+                if isinstance(claimed, Entry):
+                    self._land(key, flight, claimed)
+                    return await self._hit(call, key, claimed)
+                lease = claimed
             reply = await self.inner.run(call)
         except BaseException:
             self._land(key, flight, None)
+            await self._release(key, lease)
             raise
         served = list(reply.headers)
         reply.headers.append(_HEADER[result])
@@ -166,13 +195,55 @@ class ResponseCache:
             entry = self._entry(reply.message, served, call)
             self._land(key, flight, entry)
             if entry is not None:
-                await self._put(key, entry)
+                await self._put(key, entry, lease)
+            else:
+                await self._release(key, lease)
             return reply
-        reply.events = self._recorded(reply.events, key, flight, served, call)
+        reply.events = self._recorded(reply.events, key, flight, served, call, lease)
         return reply
 
+    async def _claim(self, key: str, call: Call) -> Entry | str | None:
+        """Before a miss goes upstream: the entry another router stored meanwhile, or the
+        lease token under which this request leads, or None when it leads without one (the
+        store is not shared, Redis is down, or other routers' leaders took too long)."""
+        if self.wait_timeout <= 0:
+            return None
+        token = secrets.token_hex(8)
+        end = time.monotonic() + self._wait_limit(call)
+        holders: set[bytes] = set()
+        pause = _POLL_FIRST
+        try:
+            while True:
+                found = await self.store.claim(key, token, self.wait_timeout)
+                if found is None or isinstance(found, Entry):
+                    return found
+                if found == token.encode():
+                    return token
+                if not holders:
+                    self._waiting(1)
+                holders.add(found)
+                left = end - time.monotonic()
+                # Leaders that keep failing: go on alone, as waiters in one process do.
+                if left <= 0 or len(holders) > _FLIGHT_ROUNDS:
+                    return None
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, _POLL_MAX)
+        finally:
+            if holders:
+                self._waiting(-1)
+
+    async def _release(self, key: str, lease: str | None) -> None:
+        if lease is not None:
+            await self.store.release(key, lease)
+
     async def _recorded(
-        self, events: Events, key: str, flight: Flight | None, served: list[Header], call: Call
+        self,
+        events: Events,
+        key: str,
+        flight: Flight | None,
+        served: list[Header],
+        call: Call,
+        lease: str | None,
     ) -> Events:
         """`events`, passed on unchanged while they are accumulated into a Message."""
         accumulator = MessageAccumulator()
@@ -186,11 +257,14 @@ class ResponseCache:
             entry = self._entry(accumulator.message, served, call)
             self._land(key, flight, entry)
             if entry is not None:
-                await self._put(key, entry)
+                await self._put(key, entry, lease)
         finally:
-            if entry is None:
-                self._land(key, flight, None)
-            await events.aclose()
+            try:
+                if entry is None:
+                    self._land(key, flight, None)
+                    await self._release(key, lease)
+            finally:
+                await events.aclose()
 
     def _entry(self, message: Any, served: list[Header], call: Call) -> Entry | None:
         if not isinstance(message, dict) or call.record.error_type:
@@ -213,8 +287,8 @@ class ResponseCache:
         if not flight.done():
             flight.set_result(entry)
 
-    async def _put(self, key: str, entry: Entry) -> None:
-        await self.store.put(key, entry, self.ttl)
+    async def _put(self, key: str, entry: Entry, lease: str | None = None) -> None:
+        await self.store.put(key, entry, self.ttl, lease)
         if self.metrics is not None:
             self.metrics.CACHE_STORED_BYTES.inc(entry.size)
             self.metrics.CACHE_BYTES.set(self.store.size_bytes)
