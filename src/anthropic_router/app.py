@@ -494,7 +494,7 @@ async def send_reply(
         await events.aclose()  # never started: its cleanup (upstream, MCP sessions) runs now
         raise
     pinger = _Pinger(send, ping_interval)
-    task = asyncio.current_task()
+    task = asyncio.current_task(pinger.loop)  # the loop given: no getpid() (watchdog.py)
     if drain is not None and task is not None:
         drain.tasks.add(task)
     open_block: int | None = None  # for the drain: a block must close before the error
@@ -630,7 +630,8 @@ async def _until_disconnect(work: Any, receive: Receive) -> None:
     `work` runs in this task (a task of its own and `asyncio.wait` cost about 20 µs per
     request); the watcher task cancels this one on a disconnect, and the cancellation is
     told apart from any other by the flag it sets."""
-    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)  # the loop given: no getpid() (watchdog.py)
     assert task is not None
     state = {"gone": False, "finished": False}
 
@@ -640,7 +641,7 @@ async def _until_disconnect(work: Any, receive: Receive) -> None:
         state["gone"] = True
         task.cancel()
 
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    watcher = loop.create_task(_wait_disconnect(receive))
     watcher.add_done_callback(on_disconnect)
     try:
         await work

@@ -35,7 +35,7 @@ class _Stream:
 
     async def chunks(self, deadline: float | None = None) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        dog = Watchdog()  # one timer per stream, re-armed lazily (watchdog.py)
+        dog = Watchdog(loop)  # one timer per stream, re-armed lazily (watchdog.py)
         response, idle = self._response, self._idle_timeout
         end = deadline if deadline is not None else float("inf")
         try:
@@ -267,7 +267,7 @@ class OpenAIChatProvider:
 async def _read(response: http1.Response, idle_timeout: float) -> bytes:
     """The whole body, each wait for more bounded by `idle_timeout`."""
     loop = asyncio.get_running_loop()
-    dog = Watchdog()
+    dog = Watchdog(loop)
     try:
         chunks: list[bytes] = []
         size = 0
