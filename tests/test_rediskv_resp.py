@@ -201,6 +201,64 @@ async def test_auth_with_password_and_with_user(secured: RedisServer, anyio_back
             await kv.close()
 
 
+class _Redis5:
+    """A loopback server answering as Redis 5 does (RESP2, no ACL users): `AUTH <password>`
+    only, a two-argument AUTH is a wrong number of arguments, and nothing else is served
+    before AUTH. It records the commands it got."""
+
+    def __init__(self, password: bytes) -> None:
+        self.password = password
+        self.commands: list[list[bytes]] = []
+        self.data: dict[bytes, bytes] = {}
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        authed = False
+        while line := await reader.readline():
+            args = []
+            for _ in range(int(line[1:])):  # *<n>, then $<len> and the bytes of each
+                size = int((await reader.readline())[1:])
+                args.append((await reader.readexactly(size + 2))[:-2])
+            self.commands.append(args)
+            name = args[0].upper()
+            if name == b"AUTH" and len(args) != 2:
+                reply = b"-ERR wrong number of arguments for 'auth' command\r\n"
+            elif name == b"AUTH":
+                authed = args[1] == self.password
+                reply = b"+OK\r\n" if authed else b"-ERR invalid password\r\n"
+            elif not authed:
+                reply = b"-NOAUTH Authentication required.\r\n"
+            elif name == b"SET":
+                self.data[args[1]] = args[2]
+                reply = b"+OK\r\n"
+            elif name == b"GET":
+                value = self.data.get(args[1])
+                reply = b"$-1\r\n" if value is None else b"$%d\r\n%s\r\n" % (len(value), value)
+            else:
+                reply = b"+PONG\r\n" if name == b"PING" else b"-ERR unknown command\r\n"
+            writer.write(reply)
+        writer.close()
+
+
+async def test_a_user_in_the_url_still_authenticates_on_redis_before_6(anyio_backend: str) -> None:
+    """A URL naming a user, against a server without ACL users: AUTH is retried with the
+    password alone (what redis-py does), and the connection serves."""
+    fake = _Redis5(b"test-pass-5")
+    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    kv = RedisKV(f"redis://default:test-pass-5@127.0.0.1:{port}/0")  # pragma: allowlist secret
+    try:
+        await kv.set("k", b"v", 60)
+        assert await kv.get("k") == b"v"
+    finally:
+        await kv.close()
+        server.close()
+    assert fake.commands[:2] == [
+        [b"AUTH", b"default", b"test-pass-5"],
+        [b"AUTH", b"test-pass-5"],
+    ]
+    assert [command[0] for command in fake.commands[2:]] == [b"SET", b"GET"]
+
+
 async def test_wrong_password_is_an_outage(
     secured: RedisServer, caplog: pytest.LogCaptureFixture, anyio_backend: str
 ) -> None:

@@ -409,6 +409,11 @@ class RedisKV:
         try:
             for command in address.handshake():
                 reply = await self._request(conn, encode_command(command), loop, deadline)
+                if type(reply) is ResponseError and _auth_without_users(command, reply):
+                    # Redis before 6 has no ACL users: AUTH takes the password alone (as
+                    # redis-py retries it), so URLs naming a user still work there.
+                    command = (b"AUTH", command[-1])
+                    reply = await self._request(conn, encode_command(command), loop, deadline)
                 if type(reply) is ResponseError:
                     # Wrong password, bad database: this Redis cannot be used, an outage.
                     raise ConnectionError(f"{command[0].decode()} failed: {reply}")
@@ -482,6 +487,11 @@ def _error(reply: ResponseError) -> Exception:
     if str(reply).startswith(("LOADING", "NOAUTH", "WRONGPASS")):
         return ConnectionError(str(reply))
     return reply
+
+
+def _auth_without_users(command: tuple[Any, ...], reply: ResponseError) -> bool:
+    """A two-argument AUTH refused by a server that knows only `AUTH <password>`."""
+    return command[0] == b"AUTH" and len(command) == 3 and "wrong number of arguments" in str(reply)
 
 
 def _is_timeout(exc: BaseException) -> bool:
