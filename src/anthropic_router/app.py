@@ -1,4 +1,5 @@
-"""The ASGI application: routes, auth, the messages handler and its error rendering.
+"""The ASGI application: lifespan, routes, auth and error rendering. `/v1/messages` and
+count_tokens are in messages.py, the rendering of a relay's reply in render.py.
 
 A raw ASGI app rather than a framework: the request path is JSON in, convert, HTTP out, SSE
 back, and every layer a framework adds sits on that hot path (see docs/11-benchmarks.md).
@@ -15,45 +16,38 @@ import signal
 import threading
 from typing import Any
 
-from anthropic_router import __version__
+from anthropic_router import __version__, messages
 from anthropic_router.batches import api as batches_api
 from anthropic_router.batches.runner import Runner
-from anthropic_router.cache.key import cache_mode
 from anthropic_router.config import Settings
-from anthropic_router.convert.sse import encode_events
-from anthropic_router.emulation import count_with_edits, emulating
+from anthropic_router.emulation import emulating
 from anthropic_router.errors import ApiError, not_found
 from anthropic_router.http import (
-    JSON_TYPE,
-    SSE_HEADERS,
     BodyBudget,
     ClientDisconnected,
     Receive,
     Scope,
     Send,
     header,
-    parse_json,
-    read_body,
     send_bytes,
     send_json,
 )
 from anthropic_router.models import list_models_page, model_info
 from anthropic_router.observability import (
     Exchange,
-    body_for_log,
     key_id,
     log_exchange,
     new_request_id,
 )
 from anthropic_router.rediskv import KVUnavailable, RedisKV, open_redis
-from anthropic_router.relay import Call, Relay, Reply, UpstreamRelay
+from anthropic_router.relay import Relay, UpstreamRelay
+from anthropic_router.render import StreamDrain
 from anthropic_router.routing import Router
 from anthropic_router.servers import detect_local
 from anthropic_router.side_calls import SideCallRelay
 from anthropic_router.store import Store, StoreError, open_store
 from anthropic_router.tokens import preload_tokenizers
 from anthropic_router.tools.loop import ServerToolLoop
-from anthropic_router.wire.anthropic import parse_messages_request
 
 log = logging.getLogger("anthropic_router")
 
@@ -73,7 +67,7 @@ class App:
         self.relay = self.server_tools
         self._keys = settings.client_keys
         self.ready = False
-        self._active = 0
+        self.active = 0  # /v1/messages requests in flight (messages.py); batches yield to them
         self._metrics: Any = None
         self.store: Store | None = None
         self.batch_runner: Runner | None = None  # while the lifespan runs
@@ -185,7 +179,7 @@ class App:
                 self.relay,
                 self.router,
                 self._metrics,
-                interactive=lambda: self._active,  # batch work yields to these
+                interactive=lambda: self.active,  # batch work yields to these
                 finished=self.gateway.finished if self.gateway is not None else None,
             )
             self.batch_runner.start()
@@ -281,11 +275,11 @@ class App:
             raise not_found(f"no route for {method} {scope['path']}")
         client_key = await self._authenticate(scope, exchange)
         if path == "/v1/messages" and method == "POST":
-            await self._messages(receive, send, exchange, headers, client_key, scope)
+            await messages.messages(self, receive, send, exchange, headers, client_key, scope)
         elif path.startswith("/v1/messages/batches"):
             await batches_api.handle(self, scope, receive, send, exchange, headers, client_key)
         elif path == "/v1/messages/count_tokens" and method == "POST":
-            await self._count_tokens(receive, send, exchange, headers)
+            await messages.count_tokens(self, receive, send, exchange, headers)
         elif path == "/v1/models" and method == "GET":
             page = await list_models_page(
                 self.router, self.provider, scope.get("query_string", b"")
@@ -350,315 +344,12 @@ class App:
             raise ApiError("authentication_error", "invalid or missing API key")
         return presented
 
-    async def _read_request(self, receive: Receive, exchange: Exchange, **checks: Any) -> Any:
-        raw = await read_body(receive, self.settings.max_request_body, self.body_budget)
-        try:
-            body = parse_json(raw)
-        finally:
-            self.body_budget.give(len(raw))  # parsed (or refused): the raw bytes are done
-        exchange.mark("read")
-        if self.settings.log_bodies:
-            fields = {"request_id": exchange.request_id, "body": body_for_log(body)}
-            log.info("request body", extra={"fields": fields})
-        return parse_messages_request(body, **checks)
-
-    async def _count_tokens(
-        self, receive: Receive, send: Send, exchange: Exchange, headers: list[tuple[bytes, bytes]]
-    ) -> None:
-        request = await self._read_request(receive, exchange, require_max_tokens=False)
-        route = self.router.resolve(request["model"])
-        exchange.client_model, exchange.upstream_model = route.client_model, route.upstream_model
-        if self.gateway is not None:  # a store key's model, budget and rates; not counted
-            headers += await self.gateway.admit(exchange, route, count=False)
-        # Tokenising an 80 KB Claude Code request takes milliseconds: keep it off the loop.
-        defaults = self.settings.context_management_default_edits
-        native = route.targets[0].wire == "anthropic"
-        counted = await asyncio.to_thread(
-            count_with_edits, dict(request), route.upstream_model, defaults, native
-        )
-        await send_json(send, 200, counted, headers)
-        exchange.status = 200
-
-    async def _messages(
-        self,
-        receive: Receive,
-        send: Send,
-        exchange: Exchange,
-        headers: list[tuple[bytes, bytes]],
-        client_key: str | None,
-        scope: Scope,
-    ) -> None:
-        if self._active >= self.settings.max_concurrent_requests:
-            # Shed load at once rather than queue without bound; clients retry 529s.
-            raise ApiError("overloaded_error", "too many concurrent requests", retry_after="1")
-        self._active += 1
-        try:
-            await self._messages_within_limit(receive, send, exchange, headers, client_key, scope)
-        finally:
-            self._active -= 1
-
-    async def _messages_within_limit(
-        self,
-        receive: Receive,
-        send: Send,
-        exchange: Exchange,
-        headers: list[tuple[bytes, bytes]],
-        client_key: str | None,
-        scope: Scope,
-    ) -> None:
-        betas = header(scope, b"anthropic-beta") or ""
-        request = await self._read_request(
-            receive, exchange, interleaved_thinking="interleaved-thinking" in betas
-        )
-        _refuse_thread_continuation(request)
-        route = self.router.route(request)  # task rules first (rules.py), then the model
-        exchange.client_model, exchange.route_reason = route.client_model, route.reason
-        exchange.stream = bool(request.get("stream"))
-        if self.gateway is not None:  # a store key's model, budget and rates
-            headers += await self.gateway.admit(exchange, route)
-        call = Call(
-            request,
-            route,
-            exchange,
-            stream=exchange.stream,
-            client_headers=_anthropic_headers(scope),
-        )
-        if self.response_cache:
-            call.cache_mode = cache_mode(
-                header(scope, b"cache-control"), header(scope, b"x-anthropic-router-cache")
-            )
-        if client_key and self.settings.forward_client_key and exchange.key_name is None:
-            # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
-            call.client_key = client_key
-        work = self._answer(call, send, headers)
-        await _until_disconnect(work, receive)
-
-    async def _answer(self, call: Call, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-        reply = await self.relay.run(call)
-        ping = self.settings.stream_ping_interval
-        await send_reply(send, reply, headers, call.record, ping, self.drain)
-
-
-class StreamDrain:
-    """The streams being sent; at shutdown each is ended with an `overloaded_error` event
-    (clients retry it) rather than cut."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.closing = False
-
-    def close_all(self) -> None:
-        self.closing = True
-        for task in list(self.tasks):
-            task.cancel()
-
-
-SHUTDOWN_EVENT = encode_events(
-    [
-        {
-            "type": "error",
-            "error": {
-                "type": "overloaded_error",
-                "message": "anthropic-router is shutting down; retry the request",
-            },
-        }
-    ]
-)
-
-
-async def send_reply(
-    send: Send,
-    reply: Reply,
-    headers: list[tuple[bytes, bytes]],
-    record: Exchange,
-    ping_interval: float,
-    drain: StreamDrain | None = None,
-) -> None:
-    """A relay's reply as HTTP: the Message as JSON, or its events as SSE with `ping`
-    frames while the upstream is silent (long reasoning, queued providers), so idle
-    timeouts of clients and intermediaries do not cut the stream."""
-    if reply.encoded is not None:
-        await _send_encoded(send, reply, [*headers, *reply.headers])
-        record.status = 200
-        return
-    if reply.events is None:
-        await send_json(send, 200, reply.message, [*headers, *reply.headers])
-        record.status = 200
-        return
-    record.status = 200
-    events = reply.events
-    start = [*SSE_HEADERS, *headers, *reply.headers]
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": start})
-    except BaseException:
-        await events.aclose()  # never started: its cleanup (upstream, MCP sessions) runs now
-        raise
-    pinger = _Pinger(send, ping_interval)
-    task = asyncio.current_task(pinger.loop)  # the loop given: no getpid() (watchdog.py)
-    if drain is not None and task is not None:
-        drain.tasks.add(task)
-    open_block: int | None = None  # for the drain: a block must close before the error
-    try:
-        async for batch in events:
-            await send(
-                {"type": "http.response.body", "body": encode_events(batch), "more_body": True}
-            )
-            pinger.sent_at = pinger.loop.time()
-            open_block = _open_block(batch, open_block)
-    except asyncio.CancelledError:
-        if drain is None or not drain.closing or task is None:
-            raise
-        task.uncancel()  # our own shutdown drain, not the client going away
-        record.error_type = "overloaded_error"
-        record.error_message = "closed at shutdown"
-        closing = b""
-        if open_block is not None:
-            closing = encode_events([{"type": "content_block_stop", "index": open_block}])
-        body = closing + SHUTDOWN_EVENT
-        await send({"type": "http.response.body", "body": body, "more_body": True})
-    finally:
-        pinger.close()
-        if drain is not None and task is not None:
-            drain.tasks.discard(task)
-        await events.aclose()
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def _send_encoded(send: Send, reply: Reply, headers: list[tuple[bytes, bytes]]) -> None:
-    """A reply rendered in advance (a cache hit): one write, no encoding."""
-    if reply.events is None:
-        await send_bytes(send, 200, reply.encoded or b"", [JSON_TYPE, *headers])
-        return
-    await reply.events.aclose()
-    start = [*SSE_HEADERS, *headers]
-    await send({"type": "http.response.start", "status": 200, "headers": start})
-    await send({"type": "http.response.body", "body": reply.encoded, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
-
-
-def _open_block(batch: list[dict[str, Any]], open_block: int | None) -> int | None:
-    """The index of the block left open after `batch` (the last start or stop decides)."""
-    for event in reversed(batch):
-        kind = event["type"]
-        if kind == "content_block_start":
-            return int(event["index"])
-        if kind == "content_block_stop":
-            return None
-    return open_block
-
-
-_PING = encode_events([{"type": "ping"}])
-
-
-class _Pinger:
-    """A `ping` frame once the stream has been silent for `interval`. One timer handle per
-    stream, re-armed from the time of the last write when it fires (like the Watchdog);
-    a task exists only while a ping is being sent, not one per stream."""
-
-    __slots__ = ("_handle", "_interval", "_send", "_sending", "loop", "sent_at")
-
-    def __init__(self, send: Send, interval: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._send, self._interval = send, interval
-        self.sent_at = self.loop.time()
-        self._sending: asyncio.Task[None] | None = None
-        self._handle: asyncio.TimerHandle | None = self.loop.call_at(
-            self.sent_at + interval, self._check
-        )
-
-    def _check(self) -> None:
-        now = self.loop.time()
-        due = self.sent_at + self._interval
-        if now >= due:
-            if self._sending is None:  # else the last ping is still waiting to be written
-                self._sending = self.loop.create_task(self._ping())
-            due = now + self._interval
-        self._handle = self.loop.call_at(due, self._check)
-
-    async def _ping(self) -> None:
-        try:
-            await self._send({"type": "http.response.body", "body": _PING, "more_body": True})
-            self.sent_at = self.loop.time()
-        finally:
-            self._sending = None
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self._sending is not None:
-            self._sending.cancel()
-
-
-# Client headers an Anthropic-speaking upstream needs to see (beta features, API version).
-_PASSED_HEADERS = (b"anthropic-version", b"anthropic-beta")
-
-
-def _anthropic_headers(scope: Scope) -> dict[str, str]:
-    found = {}
-    for name in _PASSED_HEADERS:
-        value = header(scope, name)
-        if value:
-            found[name.decode()] = value
-    return found
-
-
-def _refuse_thread_continuation(request: Any) -> None:
-    """The router keeps no server-side threads. `thread_not_found` makes the SDK's tool
-    runner resend the whole history (`{"type":"create"}`), which is served statelessly."""
-    thread = request.get("thread")
-    if isinstance(thread, dict) and thread.get("type") == "continue":
-        raise ApiError(
-            "invalid_request_error",
-            "thread not found: anthropic-router keeps no server-side threads; "
-            "resend the full history",
-            details={"error_code": "thread_not_found"},
-        )
-
 
 def _api_path(path: str) -> str:
     """Claude Code keeps any base-URL path (`/prefix/v1/messages`): serve it as `/v1/...`."""
     path = path.rstrip("/") or "/"
     start = path.find("/v1/")
     return path[start:] if start > 0 else path
-
-
-async def _until_disconnect(work: Any, receive: Receive) -> None:
-    """Run `work`, cancelling it when the client goes away so the upstream request is
-    closed at once instead of generating (and billing) an answer nobody reads.
-
-    `work` runs in this task (a task of its own and `asyncio.wait` cost about 20 µs per
-    request); the watcher task cancels this one on a disconnect, and the cancellation is
-    told apart from any other by the flag it sets."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task(loop)  # the loop given: no getpid() (watchdog.py)
-    assert task is not None
-    state = {"gone": False, "finished": False}
-
-    def on_disconnect(watcher: asyncio.Future[None]) -> None:
-        if watcher.cancelled() or watcher.exception() is not None or state["finished"]:
-            return
-        state["gone"] = True
-        task.cancel()
-
-    watcher = loop.create_task(_wait_disconnect(receive))
-    watcher.add_done_callback(on_disconnect)
-    try:
-        await work
-        state["finished"] = True
-    except asyncio.CancelledError:
-        state["finished"] = True
-        if state["gone"] and task.uncancel() == 0:
-            raise ClientDisconnected from None
-        raise
-    finally:
-        watcher.remove_done_callback(on_disconnect)
-        watcher.cancel()
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _warm_up(upstream_models: set[str]) -> None:
