@@ -141,6 +141,10 @@ def _build(family: str) -> _Encoder:
         mergeable_ranks=_load_ranks(family),
         special_tokens={},
     )
+    # tiktoken's Rust core keeps its own copy of the ranks; the Encoding holds the Python
+    # dict only to pickle itself, which nothing here does. Dropping it frees 14 MB of the
+    # 40 MB a vocabulary costs (idle RSS, docs/11).
+    encoding._mergeable_ranks = {}
     return _Encoder(encoding, vocab.nfkc)
 
 
