@@ -58,6 +58,19 @@ class TextCallScanner:
         self._tentative: list[tuple[str, list[Piece]]] = []
 
     def feed(self, text: str) -> list[Piece]:
+        if (
+            # Ordinary prose, the usual streamed chunk: nothing held, nothing that could open
+            # a call, no trailing whitespace to hold back. It is all text, as _scan_text says.
+            self._mode == "text"
+            and not self._pending
+            and not self._tentative
+            and text
+            and not text[-1].isspace()
+            and "<" not in text
+            and "`" not in text
+        ):
+            self._emitted_call = False
+            return [("text", text)]
         out: list[Piece] = []
         rest = text
         while rest:
