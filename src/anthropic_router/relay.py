@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -345,7 +345,23 @@ class _Attempt:
             chunks = upstream.chunks(self.deadline).__aiter__()
             first = True
             while not translator.done:
-                events = await self._read(chunks, decoder, translator)
+                # One upstream read's events. Inline rather than a coroutine per read: this
+                # loop runs for every relayed chunk. The stream bounds each read, so no bound
+                # fires while the consumer is busy writing.
+                events: list[JSON] = []
+                try:
+                    chunk = await chunks.__anext__()
+                    for payload in decoder.feed(chunk):
+                        events.extend(translator.feed_data(payload))
+                except StopAsyncIteration:
+                    for payload in decoder.flush():
+                        events.extend(translator.feed_data(payload))
+                    events.extend(translator.end_of_input())
+                except ApiError as error:
+                    events.extend(translator.fail(error))
+                except ValueError as error:
+                    message = f"upstream stream is malformed: {error}"
+                    events.extend(translator.fail(ApiError("api_error", message)))
                 if events:
                     if first:
                         self.record.mark("first_token")
@@ -354,28 +370,6 @@ class _Attempt:
         finally:
             await upstream.aclose()
             self._finished(translator)
-
-    async def _read(
-        self, chunks: AsyncIterator[bytes], decoder: SSEDecoder, translator: Any
-    ) -> list[JSON]:
-        """The events of one upstream read (the stream bounds each read, so no bound fires
-        while the consumer is busy writing)."""
-        try:
-            chunk = await chunks.__anext__()
-            events: list[JSON] = []
-            for payload in decoder.feed(chunk):
-                events.extend(translator.feed_data(payload))
-            return events
-        except StopAsyncIteration:
-            events = []
-            for payload in decoder.flush():
-                events.extend(translator.feed_data(payload))
-            return events + list(translator.end_of_input())
-        except ApiError as error:
-            return list(translator.fail(error))
-        except ValueError as error:
-            message = f"upstream stream is malformed: {error}"
-            return list(translator.fail(ApiError("api_error", message)))
 
     def _finished(self, translator: Any) -> None:
         record = self.record
