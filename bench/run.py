@@ -1138,6 +1138,12 @@ IDLE_FRAMES = frozenset(
 )
 
 
+# The modules of the features the defaults leave off (response cache, keys and limits,
+# ledger, local side calls): the profiles run with the defaults, so any sample here is a
+# cost of a disabled feature.
+OFF_BY_DEFAULT = ("anthropic_router/cache/", "anthropic_router/gateway/", "side_calls.py")
+
+
 def hot_spots(raw: Path, top: int = 12) -> dict:
     """From py-spy's raw (collapsed) stacks: functions by own (leaf) samples, and the router's
     own functions (anthropic_router/*) by inclusive samples."""
@@ -1145,6 +1151,7 @@ def hot_spots(raw: Path, top: int = 12) -> dict:
     incl: dict[str, int] = {}
     by_pkg: dict[str, int] = {}
     total = 0
+    features = 0  # own samples in the code of the features the defaults leave off
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
@@ -1157,6 +1164,8 @@ def hot_spots(raw: Path, top: int = 12) -> dict:
             continue
         total += k
         own[frames[-1]] = own.get(frames[-1], 0) + k
+        if any(m in frames[-1] for m in OFF_BY_DEFAULT):
+            features += k
         m = re.search(r"\(([^/)]+)", frames[-1])
         pkg = "uvloop" if frames[-1].startswith("uvloop") else (m.group(1) if m else "?")
         pkg = pkg.removesuffix(".py")
@@ -1177,6 +1186,7 @@ def hot_spots(raw: Path, top: int = 12) -> dict:
         "own_pct": fmt(own),
         "router_inclusive_pct": fmt(incl),
         "own_by_package_pct": fmt(by_pkg),
+        "off_features_samples": features,
     }
 
 
@@ -1602,12 +1612,7 @@ def issue_targets(result: dict) -> list[tuple[str, str, str]]:
     ))  # fmt: skip
     rows.append(_workers_row(s))
     rows += _feature_rows(result.get("features") or {})
-    rows.append((
-        "Features off add nothing",
-        "not measured here: the baseline is the disabled state; a with/without-the-code "
-        "comparison is `bench/ab.py` between commits",
-        "not measured",
-    ))  # fmt: skip
+    rows.append(_features_off_row(result.get("profile") or {}))
     # older targets (issue "Benchmark against the peers") that cost nothing to keep
     v = _mx(s, "ns_c16_rps", "ns_c64_rps")
     rows.append(("≥ 1,000 req/s non-streaming (older target)", _fmt(v, "req/s") + " req/s",
@@ -1617,6 +1622,19 @@ def issue_targets(result: dict) -> list[tuple[str, str, str]]:
     v = _m(s, "router", "rss_idle")
     rows.append(("Idle RSS < 60 MB (older target)", f"{_fmt(v)} MB", _ok(v, lambda x: x < 60)))
     return rows
+
+
+def _features_off_row(profile: dict) -> tuple[str, str, str]:
+    """Disabled features are not wrapped around the relay: the profiles (run with the
+    defaults) must hold no sample of their code."""
+    name = "Features off add nothing (cache, keys and limits, ledger, side calls)"
+    cases = {k: v["hot"] for k, v in profile.items() if isinstance(v, dict) and "hot" in v}
+    if not cases:
+        return (name, "not measured: no profile phase in this run", "not measured")
+    found = sum(int(h.get("off_features_samples", 0)) for h in cases.values())
+    total = sum(int(h.get("samples", 0)) for h in cases.values())
+    text = f"{found} of {total:,} profile samples ({', '.join(cases)}) in their code"
+    return (name, text, _ok(found, lambda x: x == 0))
 
 
 def _workers_row(s: dict) -> tuple[str, str, str]:
