@@ -11,10 +11,9 @@ import pytest
 
 from anthropic_router.config import Settings
 from anthropic_router.errors import ApiError
-from anthropic_router.observability import Exchange, new_request_id
 from anthropic_router.relay import Call, UpstreamRelay
 from anthropic_router.routing import Router
-from anthropic_router.wire.anthropic import parse_messages_request
+from support.calls import messages_call
 from support.grammar import accumulate, check_grammar
 from support.openai_chunks import text_chunks, usage_chunk
 from support.upstream import FakeUpstream, completion, error, sse
@@ -42,25 +41,12 @@ def _settings(upstream: FakeUpstream, **extra: Any) -> Settings:
     )
 
 
-def _call(router: Router, stream: bool, **body: Any) -> Call:
-    request = parse_messages_request(
-        {
-            "model": "claude-sonnet-4-5",
-            "max_tokens": 50,
-            "messages": [{"role": "user", "content": "hi"}],
-            **body,
-        }
-    )
-    record = Exchange(new_request_id(), "POST", "/v1/messages")
-    return Call(request, router.resolve(request["model"]), record, stream=stream)
-
-
 async def _run(settings: Settings, stream: bool, **body: Any) -> tuple[Any, Call]:
     router = Router(settings)
     for provider in router.providers():
         provider.open()
     try:
-        call = _call(router, stream, **body)
+        call = messages_call(router, stream, **body)
         reply = await UpstreamRelay(settings).run(call)
         if reply.events is None:
             return reply, call
