@@ -57,6 +57,17 @@ async def _ask(http: httpx.AsyncClient, router: RouterProcess, body: dict[str, A
     return 200, response.headers[CACHE], message["content"][0]["text"]
 
 
+def _asks_over(
+    http: httpx.AsyncClient, routers: list[RouterProcess], body: dict[str, Any], count: int
+) -> list[asyncio.Future[Any]]:
+    """`count` identical requests at once, alternating between the routers; of each four,
+    two are streams (`stream` is not in the cache key)."""
+    return [
+        asyncio.ensure_future(_ask(http, routers[n % 2], body, stream=n % 4 >= 2))
+        for n in range(count)
+    ]
+
+
 async def _waiting(http: httpx.AsyncClient, routers: list[RouterProcess]) -> int:
     total = 0.0
     for router in routers:
@@ -88,11 +99,7 @@ async def test_identical_requests_on_two_routers_make_one_upstream_call(
     upstream.enqueue(replies.gated(gate, replies.completion("one answer for both routers")))
     body = _body()
     async with httpx.AsyncClient(timeout=60) as http:
-        # Eight at once, four on each router, half of them streams (`stream` is not in the key).
-        asks = [
-            asyncio.ensure_future(_ask(http, routers[n % 2], body, stream=n % 4 >= 2))
-            for n in range(8)
-        ]
+        asks = _asks_over(http, routers, body, 8)  # four on each router, half of them streams
         await _until_settled(http, routers, upstream, waiting=7, calls=1)
         gate.set()
         answers = await asyncio.gather(*asks)
@@ -165,10 +172,7 @@ async def test_without_redis_each_router_leads_its_own_flight(
     )
     body = _body()
     async with httpx.AsyncClient(timeout=60) as http:
-        asks = [
-            asyncio.ensure_future(_ask(http, routers[n % 2], body, stream=n % 4 >= 2))
-            for n in range(6)
-        ]
+        asks = _asks_over(http, routers, body, 6)
         # One leader per router, the other two on each router waiting in its process.
         await _until_settled(http, routers, upstream, waiting=4, calls=2)
         gate.set()
