@@ -77,20 +77,22 @@ async def messages(
         raise ApiError("overloaded_error", "too many concurrent requests", retry_after="1")
     app.active += 1
     try:
-        await _within_limit(app, receive, send, exchange, headers, client_key, scope)
+        call = await _call_for(app, receive, exchange, headers, client_key, scope)
+        await _until_disconnect(_answer(app, call, send, headers), receive)
     finally:
         app.active -= 1
 
 
-async def _within_limit(
+async def _call_for(
     app: App,
     receive: Receive,
-    send: Send,
     exchange: Exchange,
     headers: list[tuple[bytes, bytes]],
     client_key: str | None,
     scope: Scope,
-) -> None:
+) -> Call:
+    """The request read, checked, routed and admitted (a store key's headers join
+    `headers`), as the Call the relay runs."""
     betas = header(scope, b"anthropic-beta") or ""
     request = await read_request(
         app, receive, exchange, interleaved_thinking="interleaved-thinking" in betas
@@ -115,8 +117,7 @@ async def _within_limit(
     if client_key and app.settings.forward_client_key and exchange.key_name is None:
         # Documented opt-in: with no OPENROUTER_API_KEY, each client pays with its own key.
         call.client_key = client_key
-    work = _answer(app, call, send, headers)
-    await _until_disconnect(work, receive)
+    return call
 
 
 async def _answer(app: App, call: Call, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
