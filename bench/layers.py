@@ -170,7 +170,7 @@ async def main():
     lifespan = asyncio.ensure_future(app({"type": "lifespan"}, queue.get, lifespan_send))
     await queue.put({"type": "lifespan.startup"})
     await started.wait()
-    await app._preload  # the warm-up thread (tokenizers, jsonschema) must not land in the window
+    await app._preload  # the tokenizer preload thread must not land in the window
 
     async def one():
         done = asyncio.Event()

@@ -122,7 +122,7 @@ class App:
                     await self.gateway.start(self.store, self.redis)
                 self._watch_for_shutdown()
                 self._preload = asyncio.get_running_loop().run_in_executor(
-                    None, _warm_up, self.router.configured_models()
+                    None, preload_tokenizers, self.router.configured_models()
                 )
                 await detect_local(self.router, self.settings.openai_compatible_detect_timeout)
                 self._start_batches()
@@ -350,14 +350,6 @@ def _api_path(path: str) -> str:
     path = path.rstrip("/") or "/"
     start = path.find("/v1/")
     return path[start:] if start > 0 else path
-
-
-def _warm_up(upstream_models: set[str]) -> None:
-    """Off the event loop after start-up: the tokenizers the configured models use and the
-    modules the first requests need but start-up does not (jsonschema, for checking tool
-    inputs), so neither the first count_tokens nor the first tool call pays for loading."""
-    preload_tokenizers(upstream_models)
-    import jsonschema  # noqa: F401
 
 
 # Young-generation threshold: CPython's default, 700 net container allocations, is crossed

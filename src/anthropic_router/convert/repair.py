@@ -24,6 +24,8 @@ from typing import Any
 
 import json_repair
 import orjson
+from jsonschema import exceptions as schema_exceptions
+from jsonschema import validators
 
 from anthropic_router.convert.ids import new_tool_id, to_upstream_tool_name
 from anthropic_router.convert.text_calls import TextCallScanner
@@ -121,8 +123,6 @@ class ToolRepair:
         validator = self._validator(name)
         if validator is None:
             return
-        from jsonschema import exceptions as schema_exceptions  # loaded by _validator
-
         try:
             error = next(iter(validator.iter_errors(tool_input)), None)
         except (schema_exceptions.SchemaError, LookupError, TypeError, ValueError):
@@ -139,11 +139,6 @@ class ToolRepair:
         schema = self.schemas.get(name)
         validator = None
         if schema:
-            # Imported with the first call to check (0.08 s of start-up otherwise); the
-            # start-up warm-up thread (app.py) usually has it loaded by then.
-            from jsonschema import exceptions as schema_exceptions
-            from jsonschema import validators
-
             try:
                 cls = validators.validator_for(schema)
                 cls.check_schema(schema)
